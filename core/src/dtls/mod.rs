@@ -1,0 +1,1 @@
+//! DTLS 1.2 (RFC 6347) with DTLS-SRTP (RFC 5764).

@@ -1,0 +1,1 @@
+//! netcode.io 1.02: connect tokens, client and server.

@@ -1,0 +1,1 @@
+//! SCTP over DTLS (RFC 8261, RFC 9260) and DCEP (RFC 8832).

@@ -1,0 +1,2 @@
+//! Host-side test support for tinyrtc: the deterministic network simulator
+//! (`netsim`) and helpers for interop tests against independent peers.

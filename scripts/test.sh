@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The one command that runs every test: installs what is missing, then
+# formatting, lints, the no_std builds, all tests and the benchmarks' reports.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/setup.sh
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy -D warnings"
+cargo clippy --workspace --all-targets -- -D warnings
+echo "== no_std builds of the core"
+for t in thumbv6m-none-eabi riscv32imc-unknown-none-elf; do
+  cargo build -q -p tinyrtc --no-default-features --target "$t"
+  echo "core builds for $t"
+done
+echo "== benchmarks (figures printed, not asserted)"
+for b in $(sed -n 's/^name = "\(.*\)"$/\1/p' host-tests/Cargo.toml | grep -v '^host-tests$' || true); do
+  if grep -q "^\[\[bench\]\]" host-tests/Cargo.toml && [ -f "host-tests/benches/$b.rs" ]; then
+    cargo bench -q -p host-tests --bench "$b"
+  fi
+done
+echo "== tests"
+cargo test --workspace --no-fail-fast
