@@ -363,3 +363,51 @@ impl X25519 {
         }
     }
 }
+
+// ---------------------------------------------------------------- RNG
+
+/// The CSPRNG a state machine keeps for randomness it needs after
+/// construction (transaction IDs, nonces, jitter): ChaCha20 seeded once from
+/// the caller's `CryptoRng`. Randomness still comes from the caller; this
+/// only saves threading an `&mut rng` through every `poll_*` call.
+#[derive(Clone)]
+pub struct Rng {
+    inner: rand_chacha::ChaCha20Rng,
+}
+
+impl core::fmt::Debug for Rng {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("Rng(..)")
+    }
+}
+
+impl Rng {
+    /// Seed from the caller's generator.
+    pub fn from_rng<R: RngCore + CryptoRng>(rng: &mut R) -> Self {
+        let mut seed = [0u8; 32];
+        rng.fill_bytes(&mut seed);
+        Self::from_seed(seed)
+    }
+    /// From a 32-byte seed (tests and simulations: same seed, same run).
+    pub fn from_seed(seed: [u8; 32]) -> Self {
+        use rand_core::SeedableRng;
+        Rng { inner: rand_chacha::ChaCha20Rng::from_seed(seed) }
+    }
+}
+
+impl RngCore for Rng {
+    fn next_u32(&mut self) -> u32 {
+        self.inner.next_u32()
+    }
+    fn next_u64(&mut self) -> u64 {
+        self.inner.next_u64()
+    }
+    fn fill_bytes(&mut self, dest: &mut [u8]) {
+        self.inner.fill_bytes(dest)
+    }
+    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rand_core::Error> {
+        self.inner.try_fill_bytes(dest)
+    }
+}
+
+impl CryptoRng for Rng {}
