@@ -23,8 +23,8 @@ for p in coturn libsrtp2-dev pkg-config ffmpeg chromium iproute2 openssl libjna-
 done
 if [ ${#need[@]} -gt 0 ]; then
   log "apt-get install ${need[*]}"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  $SUDO apt-get -o DPkg::Lock::Timeout=600 update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 
 # QEMU for Cortex-M, from bookworm-backports (the image's qemu-utils is from there).
@@ -37,10 +37,10 @@ if ! command -v qemu-system-arm >/dev/null; then
   else
     uri=$(echo "$line" | awk '{for(i=2;i<=NF;i++) if ($i ~ /^http/) {print $i; exit}}')
   fi
-  echo "deb $uri bookworm-backports main" > "$tmp/bp.list"
+  printf 'deb %s bookworm main\ndeb %s bookworm-updates main\ndeb %s bookworm-backports main\n' "$uri" "$uri" "$uri" > "$tmp/bp.list"
   opts=(-o Dir::Etc::SourceList="$tmp/bp.list" -o Dir::Etc::SourceParts="$tmp/parts")
-  $SUDO apt-get "${opts[@]}" update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get "${opts[@]}" install -y -qq --no-install-recommends -t bookworm-backports qemu-system-arm >/dev/null
+  $SUDO apt-get -o DPkg::Lock::Timeout=600 "${opts[@]}" update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get -o DPkg::Lock::Timeout=600 "${opts[@]}" install -y -qq --no-install-recommends -t bookworm-backports qemu-system-arm >/dev/null
 fi
 
 # npm: playwright-core drives Debian's chromium.
