@@ -27,6 +27,16 @@ pub fn sha256(parts: &[&[u8]]) -> [u8; 32] {
     h.finalize().into()
 }
 
+/// MD5 of the concatenation of `parts`. Only for protocols that mandate it
+/// (the STUN long-term credential key, RFC 8489 9.2.2); never for new designs.
+pub fn md5(parts: &[&[u8]]) -> [u8; 16] {
+    let mut h = md5::Md5::new();
+    for p in parts {
+        h.update(p);
+    }
+    h.finalize().into()
+}
+
 /// Incremental SHA-256 (cloneable: a TLS transcript hash is read mid-way).
 #[derive(Clone, Debug, Default)]
 pub struct Sha256 {

@@ -86,3 +86,10 @@ fn ecdsa_and_ecdh() {
     assert_eq!(a.diffie_hellman(&b.public_key()).unwrap(), b.diffie_hellman(&a.public_key()).unwrap());
     assert!(a.diffie_hellman(&[0; 32]).is_err());
 }
+
+#[test]
+fn md5_known_answers() {
+    // RFC 1321 appendix A.5.
+    assert_eq!(md5(&[b""]).to_vec(), h("d41d8cd98f00b204e9800998ecf8427e"));
+    assert_eq!(md5(&[b"a", b"bc"]).to_vec(), h("900150983cd24fb0d6963f7d28e17f72"));
+}
