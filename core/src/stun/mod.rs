@@ -18,9 +18,8 @@
 pub mod wire;
 
 pub use wire::{
-    attr, code, is_stun, long_term_key, long_term_key_sha256, message_type, split_message_type,
-    write_error_response, Class, Message, MessageBuilder, Method, RawAttribute, StunError, TransactionId,
-    HEADER_LEN, MAGIC_COOKIE,
+    attr, code, is_stun, long_term_key, long_term_key_sha256, message_type, split_message_type, write_error_response,
+    Class, Message, MessageBuilder, Method, RawAttribute, StunError, TransactionId, HEADER_LEN, MAGIC_COOKIE,
 };
 
 #[cfg(test)]

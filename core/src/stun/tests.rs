@@ -187,7 +187,8 @@ fn builder_round_trip_with_integrity_and_fingerprint() {
     for i in 0..n * 8 {
         let mut c = out[..n].to_vec();
         c[i / 8] ^= 1 << (i % 8);
-        let ok = Message::new_checked(&c).map(|m| m.check_fingerprint().is_ok() && m.check_integrity(b"password").is_ok());
+        let ok =
+            Message::new_checked(&c).map(|m| m.check_fingerprint().is_ok() && m.check_integrity(b"password").is_ok());
         assert!(!matches!(ok, Ok(true)), "bit {i}");
     }
 }

@@ -248,9 +248,7 @@ pub const fn split_message_type(t: u16) -> (Method, Class) {
 /// Cheap demultiplexing test (RFC 7983): first byte 0..=3 and the magic
 /// cookie in place. A `true` does not mean the message is valid.
 pub fn is_stun(data: &[u8]) -> bool {
-    data.len() >= HEADER_LEN
-        && data[0] < 4
-        && data.get(4..8).map(|c| c == MAGIC_COOKIE.to_be_bytes()) == Some(true)
+    data.len() >= HEADER_LEN && data[0] < 4 && data.get(4..8).map(|c| c == MAGIC_COOKIE.to_be_bytes()) == Some(true)
 }
 
 /// One attribute as found in a message: its type and its unpadded value.
