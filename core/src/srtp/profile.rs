@@ -63,6 +63,16 @@ impl SrtpProfile {
             SrtpProfile::AeadAes128Gcm => 16,
         }
     }
+
+    /// Bytes appended to each SRTCP packet: the 4-byte `E || SRTCP index`
+    /// and the tag (80-bit HMAC for both AES-CM profiles, RFC 5764 4.1.2;
+    /// 16-byte AEAD tag for GCM).
+    pub const fn srtcp_trailer_len(self) -> usize {
+        4 + match self {
+            SrtpProfile::Aes128CmSha1_80 | SrtpProfile::Aes128CmSha1_32 => 10,
+            SrtpProfile::AeadAes128Gcm => 16,
+        }
+    }
 }
 
 /// One direction's master key and salt.
@@ -103,6 +113,16 @@ impl SrtpKeyingMaterial {
         client.salt[..s].copy_from_slice(material.get(2 * k..2 * k + s)?);
         server.salt[..s].copy_from_slice(material.get(2 * k + s..2 * k + 2 * s)?);
         Some(SrtpKeyingMaterial { profile, client, server })
+    }
+
+    /// The keys this endpoint protects with and unprotects with, in that
+    /// order: the client writes with the client keys (RFC 5764 4.2).
+    pub fn local_remote(&self, is_client: bool) -> (&SrtpMasterKey, &SrtpMasterKey) {
+        if is_client {
+            (&self.client, &self.server)
+        } else {
+            (&self.server, &self.client)
+        }
     }
 }
 
