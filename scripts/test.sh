@@ -14,6 +14,9 @@ for t in thumbv6m-none-eabi riscv32imc-unknown-none-elf; do
   cargo build -q -p tinyrtc --no-default-features --target "$t"
   echo "core builds for $t"
 done
+echo "== firmware: Cortex-M3 image under QEMU (no allocator linked)"
+cargo fmt --manifest-path firmware/qemu-smoke/Cargo.toml -- --check
+./firmware/qemu-smoke/run.sh
 echo "== benchmarks (figures printed, not asserted)"
 for f in host-tests/benches/*.rs; do
   [ -e "$f" ] || continue
