@@ -317,3 +317,115 @@ fn builder_reports_small_buffers() {
     let mut b = MessageBuilder::new(&mut out, Method::BINDING, Class::Request, &TID).unwrap();
     assert_eq!(b.error_code(200, "x"), Err(StunError::InvalidValue));
 }
+
+mod client_server {
+    use super::super::*;
+    use crate::time::{Duration, Instant};
+    use core::net::SocketAddr;
+    use rand::SeedableRng;
+
+    fn rng() -> rand_chacha::ChaCha20Rng {
+        rand_chacha::ChaCha20Rng::seed_from_u64(7)
+    }
+
+    #[test]
+    fn client_learns_reflexive_address_from_server() {
+        let local: SocketAddr = "10.0.0.2:5000".parse().unwrap();
+        let mapped: SocketAddr = "[2001:db8::7]:40000".parse().unwrap();
+        let server_addr: SocketAddr = "192.0.2.10:3478".parse().unwrap();
+        let mut client: StunBindingClient = BindingClient::new(RetransmitConfig::default(), &mut rng());
+        let mut server = BindingServer::new(Some("tinyrtc test"));
+        let now = Instant::from_secs(1);
+        let id = client.start(now, Some(local), server_addr).unwrap();
+        let mut buf = [0u8; 128];
+        let t = client.poll_transmit(now, &mut buf).unwrap();
+        assert_eq!((t.source, t.destination), (Some(local), server_addr));
+        assert!(client.poll_transmit(now, &mut buf).is_none());
+        let mut resp = [0u8; 128];
+        // The NAT rewrote the source to `mapped`.
+        let n = server.respond(&buf[..t.len], mapped, &mut resp).unwrap().unwrap();
+        assert_eq!(server.stats.success, 1);
+        let m = Message::new_checked(&resp[..n]).unwrap();
+        assert_eq!(m.software().unwrap(), Some("tinyrtc test"));
+        m.check_fingerprint().unwrap();
+        // From the wrong address: not ours.
+        let wrong: SocketAddr = "192.0.2.11:3478".parse().unwrap();
+        assert_eq!(client.handle_receive(now, wrong, &resp[..n]), Err(BindingError::UnknownTransaction));
+        client.handle_receive(now, server_addr, &resp[..n]).unwrap();
+        assert_eq!(
+            client.poll_event(),
+            Some(BindingEvent::Success { id, source: Some(local), server: server_addr, reflexive: mapped })
+        );
+        assert_eq!(client.poll_event(), None);
+        assert_eq!(client.poll_timeout(), None);
+        // A duplicate response is not ours any more.
+        assert_eq!(client.handle_receive(now, server_addr, &resp[..n]), Err(BindingError::UnknownTransaction));
+    }
+
+    #[test]
+    fn client_times_out_after_rc_requests() {
+        let server: SocketAddr = "192.0.2.10:3478".parse().unwrap();
+        let cfg = RetransmitConfig { rto: Duration::from_millis(100), rc: 3, rm: 4 };
+        let mut client: BindingClient<2> = BindingClient::new(cfg, &mut rng());
+        let mut now = Instant::ZERO;
+        let id = client.start(now, None, server).unwrap();
+        let mut buf = [0u8; 64];
+        let mut sent = 0;
+        let mut first_len = None;
+        loop {
+            while let Some(t) = client.poll_transmit(now, &mut buf) {
+                sent += 1;
+                // Retransmissions are identical.
+                let m = Message::new_checked(&buf[..t.len]).unwrap();
+                assert_eq!(m.transaction_id(), id);
+                first_len.get_or_insert(t.len);
+            }
+            client.handle_timeout(now);
+            if let Some(ev) = client.poll_event() {
+                assert_eq!(ev, BindingEvent::Failed { id, source: None, server, reason: BindingFailure::Timeout });
+                break;
+            }
+            now = client.poll_timeout().unwrap();
+        }
+        assert_eq!(sent, 3);
+        // 0, 100, 300; then 4 * 100 ms.
+        assert_eq!(now, Instant::from_millis(700));
+    }
+
+    #[test]
+    fn server_answers_errors_and_drops_garbage() {
+        let src: SocketAddr = "10.1.1.1:1".parse().unwrap();
+        let mut server = BindingServer::default();
+        let mut out = [0u8; 128];
+        let mut req = [0u8; 64];
+        let tid = [3u8; 12];
+        // Unknown comprehension-required attribute: 420.
+        let mut b = MessageBuilder::new(&mut req, Method::BINDING, Class::Request, &tid).unwrap();
+        b.raw(0x0777, &[0; 4]).unwrap();
+        let n = b.finish();
+        let r = server.respond(&req[..n], src, &mut out).unwrap().unwrap();
+        let m = Message::new_checked(&out[..r]).unwrap();
+        assert_eq!(m.error_code().unwrap(), Some((420, "Unknown Attribute")));
+        assert_eq!(m.unknown_attributes().unwrap().unwrap().next(), Some(0x0777));
+        // Another method: 400.
+        let b = MessageBuilder::new(&mut req, Method(0x0abc), Class::Request, &tid).unwrap();
+        let n = b.finish();
+        let r = server.respond(&req[..n], src, &mut out).unwrap().unwrap();
+        let m = Message::new_checked(&out[..r]).unwrap();
+        assert_eq!((m.method(), m.error_code().unwrap()), (Method(0x0abc), Some((400, "Bad Request"))));
+        // Indication, bad fingerprint, garbage: dropped.
+        let b = MessageBuilder::new(&mut req, Method::BINDING, Class::Indication, &tid).unwrap();
+        let n = b.finish();
+        assert_eq!(server.respond(&req[..n], src, &mut out), Ok(None));
+        let mut b = MessageBuilder::new(&mut req, Method::BINDING, Class::Request, &tid).unwrap();
+        b.fingerprint().unwrap();
+        let n = b.finish();
+        req[n - 1] ^= 1;
+        assert_eq!(server.respond(&req[..n], src, &mut out), Ok(None));
+        assert_eq!(server.respond(b"hello", src, &mut out), Err(StunError::NotStun));
+        assert_eq!(server.stats, BindingServerStats { success: 0, errors: 2, dropped: 3 });
+        // A too-small output buffer is an error, not a panic.
+        req[n - 1] ^= 1;
+        assert_eq!(server.respond(&req[..n], src, &mut out[..30]), Err(StunError::BufferTooSmall));
+    }
+}
