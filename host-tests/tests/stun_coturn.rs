@@ -30,12 +30,7 @@ fn free_udp_port() -> u16 {
 }
 
 fn turnserver_available() -> bool {
-    Command::new("turnserver")
-        .arg("--help")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok()
+    Command::new("turnserver").arg("--help").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok()
 }
 
 fn start_turnserver(port: u16) -> Turnserver {

@@ -37,8 +37,18 @@ pub enum BindingFailure {
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum BindingEvent {
     /// The server saw our request coming from `reflexive`.
-    Success { id: TransactionId, source: Option<SocketAddr>, server: SocketAddr, reflexive: SocketAddr },
-    Failed { id: TransactionId, source: Option<SocketAddr>, server: SocketAddr, reason: BindingFailure },
+    Success {
+        id: TransactionId,
+        source: Option<SocketAddr>,
+        server: SocketAddr,
+        reflexive: SocketAddr,
+    },
+    Failed {
+        id: TransactionId,
+        source: Option<SocketAddr>,
+        server: SocketAddr,
+        reason: BindingFailure,
+    },
 }
 
 /// Errors of [`BindingClient`] calls.

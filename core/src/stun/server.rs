@@ -51,7 +51,12 @@ impl BindingServer {
         r
     }
 
-    fn respond_inner(&mut self, request: &[u8], source: SocketAddr, buf: &mut [u8]) -> Result<Option<usize>, StunError> {
+    fn respond_inner(
+        &mut self,
+        request: &[u8],
+        source: SocketAddr,
+        buf: &mut [u8],
+    ) -> Result<Option<usize>, StunError> {
         let msg = Message::new_checked(request)?;
         if msg.class() != Class::Request {
             return Ok(None);

@@ -113,7 +113,8 @@ impl<T: Copy, const N: usize> Transactions<T, N> {
         let rm = u64::from(self.config.rm);
         let e = self.entries.iter_mut().filter(|e| e.next <= now && e.sent < rc).min_by_key(|e| e.next)?;
         e.sent += 1;
-        let wait = if e.sent < rc { e.rto.saturating_mul(1u64 << (e.sent - 1).min(32)) } else { e.rto.saturating_mul(rm) };
+        let wait =
+            if e.sent < rc { e.rto.saturating_mul(1u64 << (e.sent - 1).min(32)) } else { e.rto.saturating_mul(rm) };
         e.next = now + wait;
         Some((e.id, e.ctx))
     }
@@ -169,7 +170,8 @@ mod tests {
 
     #[test]
     fn table_is_bounded_and_take_removes() {
-        let mut t: Transactions<u8, 2> = Transactions::new(RetransmitConfig { rto: Duration::from_millis(100), rc: 2, rm: 1 });
+        let mut t: Transactions<u8, 2> =
+            Transactions::new(RetransmitConfig { rto: Duration::from_millis(100), rc: 2, rm: 1 });
         t.start(Instant::ZERO, [1; 12], 1, None).unwrap();
         t.start(Instant::ZERO, [2; 12], 2, Some(Duration::from_millis(50))).unwrap();
         assert_eq!(t.start(Instant::ZERO, [3; 12], 3, None), Err(TableFull));
