@@ -32,9 +32,13 @@
 //! implementation, which is not part of the standard.
 
 pub mod base64;
+pub mod client;
 pub mod replay;
+pub mod server;
 pub mod wire;
 
+pub use client::{ClientState, NetcodeClient};
+pub use server::{DisconnectReason, NetcodeServer, NetcodeServerN, ServerConfig, ServerEvent};
 pub use wire::{generate_connect_token, ConnectToken, ConnectTokenParams, Key, UserData};
 
 use crate::bytes::{BufferTooSmall, Truncated};
