@@ -2,3 +2,4 @@
 //! (`netsim`) and helpers for interop tests against independent peers.
 
 pub mod netsim;
+pub mod chromium;
