@@ -40,8 +40,7 @@ pub fn missing() -> Option<String> {
     if !chromium_path().exists() {
         return Some(format!("{} not found", chromium_path().display()));
     }
-    if Command::new("node").arg("--version").stdout(Stdio::null()).status().map(|s| !s.success()).unwrap_or(true)
-    {
+    if Command::new("node").arg("--version").stdout(Stdio::null()).status().map(|s| !s.success()).unwrap_or(true) {
         return Some("node not found".into());
     }
     if !js_dir().join("node_modules/playwright-core").exists() {

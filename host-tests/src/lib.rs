@@ -1,5 +1,5 @@
 //! Host-side test support for tinyrtc: the deterministic network simulator
 //! (`netsim`) and helpers for interop tests against independent peers.
 
-pub mod netsim;
 pub mod chromium;
+pub mod netsim;

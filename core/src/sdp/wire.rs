@@ -246,7 +246,7 @@ impl HashFunction {
         }
     }
     /// Digest length in bytes.
-    pub fn len(self) -> usize {
+    pub fn digest_len(self) -> usize {
         match self {
             HashFunction::Sha1 => 20,
             HashFunction::Sha224 => 28,
@@ -287,13 +287,13 @@ impl Fingerprint {
         let mut n = 0;
         for octet in hex.trim().split(':') {
             let o = octet.as_bytes();
-            if o.len() != 2 || n >= hash.len() {
+            if o.len() != 2 || n >= hash.digest_len() {
                 return None;
             }
             bytes[n] = (hex_digit(o[0])? << 4) | hex_digit(o[1])?;
             n += 1;
         }
-        if n != hash.len() {
+        if n != hash.digest_len() {
             return None;
         }
         Some(Fingerprint { hash, len: n as u8, bytes })
@@ -1034,7 +1034,7 @@ fn parse_transport_attr<'a>(t: &mut TransportAttrs<'a>, name: &'a str, arg: &'a 
         "fingerprint" => {
             let f = Fingerprint::parse(arg).ok_or(err(line, ErrorKind::Fingerprint))?;
             // Keep the first SHA-256 one if several are given.
-            if t.fingerprint.is_none_or(|old| old.hash != HashFunction::Sha256) {
+            if t.fingerprint.map_or(true, |old| old.hash != HashFunction::Sha256) {
                 t.fingerprint = Some(f);
             }
         }
