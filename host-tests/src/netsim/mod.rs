@@ -43,11 +43,13 @@ mod link;
 mod nat;
 mod node;
 mod seed;
+mod stun_server;
 
 pub use link::{LinkConfig, IPV4_UDP_OVERHEAD, IPV6_UDP_OVERHEAD};
 pub use nat::{NatConfig, NatStats, NatType};
 pub use node::{Mailbox, Node, Received};
 pub use seed::{run_seeds, run_with_seed, seed_from_env, SEED_ENV};
+pub use stun_server::StunServer;
 
 use std::cmp::Ordering;
 use std::collections::{BinaryHeap, HashMap};
