@@ -3,3 +3,7 @@
 
 pub mod chromium;
 pub mod netsim;
+
+/// libsrtp2 through a small C shim (when the build found libsrtp2).
+#[cfg(have_libsrtp)]
+pub mod libsrtp;
