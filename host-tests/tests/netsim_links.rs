@@ -219,6 +219,44 @@ fn reorder_and_jitter_reorder_fifo_otherwise() {
 }
 
 #[test]
+fn bottleneck_rate_paces_and_tail_drops() {
+    run_with_seed(10, |seed| {
+        // 1000 B payloads (1028 B on the wire) every 4 ms = 2.06 Mbit/s
+        // offered into a 1 Mbit/s bottleneck with a 50 ms queue.
+        let link = LinkConfig {
+            rate_bps: 1_000_000,
+            queue_limit: Duration::from_millis(50),
+            delay: Duration::from_millis(10),
+            ..LinkConfig::default()
+        };
+        let mut net = Network::new(seed);
+        let sink = net.add_host(Network::PUBLIC, sa("192.0.2.2:9"), Sink::default());
+        let tx = net.add_host(
+            Network::PUBLIC,
+            sa("192.0.2.1:9"),
+            Sender::new(sa("192.0.2.2:9"), 1000, 1000, Duration::from_millis(4)),
+        );
+        net.set_uplink(tx, link);
+        net.run_until(Instant::from_secs(10));
+        let got = &net.node::<Sink>(sink).got;
+        let s = net.stats();
+        assert_eq!(s.queue_dropped + got.len() as u64, 1000);
+        // Serialization time of 1028 B at 1 Mbit/s: 8224 us; once the queue
+        // is full, arrivals are spaced by exactly that.
+        let tail: Vec<u64> = got[100..].windows(2).map(|w| (w[1].0 - w[0].0).as_micros()).collect();
+        assert!(tail.iter().all(|&d| d == 8224), "spacing {:?}", &tail[..10]);
+        let rate = (got.len() - 1) as f64 * 1028.0 * 8.0 / (got[got.len() - 1].0 - got[0].0).as_micros() as f64;
+        assert!((rate - 1.0).abs() < 0.01, "delivered {rate} Mbit/s");
+        // Queueing delay never exceeds the limit (+ one serialization + propagation).
+        for (t, n) in got {
+            let delay = t.as_micros() - u64::from(*n) * 4000;
+            assert!(delay <= 50_000 + 8224 + 10_000, "datagram {n} delayed {delay} us");
+        }
+        println!("bottleneck 1 Mbit/s: {} delivered, {} tail-dropped", got.len(), s.queue_dropped);
+    });
+}
+
+#[test]
 fn delays_of_both_links_add_up() {
     run_with_seed(6, |seed| {
         let mut net = Network::new(seed);

@@ -3,7 +3,7 @@
 
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
-use tinyrtc::Duration;
+use tinyrtc::{Duration, Instant};
 
 /// IPv4 + UDP header bytes counted against the MTU.
 pub const IPV4_UDP_OVERHEAD: usize = 28;
@@ -16,9 +16,10 @@ pub const IPV6_UDP_OVERHEAD: usize = 48;
 /// downlink; each applies its own config independently (so loss set on one
 /// side only is the end-to-end loss, and delays add up).
 ///
-/// Order of application per crossing: MTU check, loss, duplication, then a
-/// delay of `delay + uniform(0..=jitter)` for each copy, plus `reorder_delay`
-/// for the copies picked (probability `reorder`) to be overtaken by later ones.
+/// Order of application per crossing: MTU check, loss, the bottleneck queue
+/// (when `rate_bps` is set), duplication, then a delay of
+/// `delay + uniform(0..=jitter)` for each copy, plus `reorder_delay` for the
+/// copies picked (probability `reorder`) to be overtaken by later ones.
 /// Jitter alone can also reorder.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LinkConfig {
@@ -38,6 +39,13 @@ pub struct LinkConfig {
     /// ([`IPV4_UDP_OVERHEAD`], [`IPV6_UDP_OVERHEAD`]) exceeds it is dropped and
     /// counted as `too_big` (no fragmentation, like a DF-marked datagram).
     pub mtu: usize,
+    /// Bottleneck rate in bits per second (IP + UDP headers included);
+    /// 0 = unlimited. Datagrams queue behind each other (FIFO) and wait
+    /// their serialization time.
+    pub rate_bps: u64,
+    /// With `rate_bps`: a datagram that would wait longer than this in the
+    /// queue is dropped (tail drop) and counted as `queue_dropped`.
+    pub queue_limit: Duration,
 }
 
 impl Default for LinkConfig {
@@ -51,6 +59,8 @@ impl Default for LinkConfig {
             reorder_delay: Duration::from_millis(20),
             duplicate: 0.0,
             mtu: 1500,
+            rate_bps: 0,
+            queue_limit: Duration::from_millis(100),
         }
     }
 }
@@ -87,6 +97,7 @@ impl LinkConfig {
 pub(crate) enum Crossing {
     TooBig,
     Lost,
+    QueueFull,
     /// Delay of the first copy, and of the duplicate if any; whether each
     /// copy was picked for reordering.
     Pass {
@@ -101,22 +112,43 @@ fn chance(rng: &mut ChaCha8Rng, p: f64) -> bool {
 }
 
 impl LinkConfig {
-    pub(crate) fn cross(&self, rng: &mut ChaCha8Rng, payload_len: usize, ipv6: bool) -> Crossing {
+    /// One datagram crossing at `now`; `free_at` is the link's queue state
+    /// (when its bottleneck is next idle).
+    pub(crate) fn cross(
+        &self,
+        rng: &mut ChaCha8Rng,
+        payload_len: usize,
+        ipv6: bool,
+        now: Instant,
+        free_at: &mut Instant,
+    ) -> Crossing {
         let overhead = if ipv6 { IPV6_UDP_OVERHEAD } else { IPV4_UDP_OVERHEAD };
-        if payload_len + overhead > self.mtu {
+        let wire_len = payload_len + overhead;
+        if wire_len > self.mtu {
             return Crossing::TooBig;
         }
         if chance(rng, self.loss) {
             return Crossing::Lost;
         }
+        let mut queued = Duration::ZERO;
+        if self.rate_bps > 0 {
+            let start = (*free_at).max(now);
+            if start - now > self.queue_limit {
+                return Crossing::QueueFull;
+            }
+            let bits = wire_len as u64 * 8;
+            let tx = Duration::from_micros((bits * 1_000_000).div_ceil(self.rate_bps));
+            *free_at = start + tx;
+            queued = *free_at - now;
+        }
         let dup = chance(rng, self.duplicate);
-        let first = self.one_delay(rng);
-        let second = if dup { Some(self.one_delay(rng)) } else { None };
+        let first = self.one_delay(rng, queued);
+        let second = if dup { Some(self.one_delay(rng, queued)) } else { None };
         Crossing::Pass { first, second }
     }
 
-    fn one_delay(&self, rng: &mut ChaCha8Rng) -> (Duration, bool) {
-        let mut d = self.delay;
+    fn one_delay(&self, rng: &mut ChaCha8Rng, queued: Duration) -> (Duration, bool) {
+        let mut d = self.delay + queued;
         let j = self.jitter.as_micros();
         if j > 0 {
             d = d + Duration::from_micros(rng.gen_range(0..=j));

@@ -4,7 +4,8 @@
 //! Hosts sit on the public network or on private networks ("realms") behind
 //! NAT boxes of the four classic types ([`NatType`]). Each host has an access
 //! link whose two directions apply seeded loss, delay, jitter, reordering,
-//! duplication and an MTU ([`LinkConfig`]). Everything random comes from one
+//! duplication, an MTU and optionally a bottleneck rate with a drop-tail
+//! queue ([`LinkConfig`]). Everything random comes from one
 //! ChaCha8 stream seeded by [`Network::new`]: the same seed and the same nodes
 //! give the same run, which [`Network::trace_hash`] fingerprints.
 //!
@@ -93,6 +94,8 @@ pub struct NetStats {
     pub lost: u64,
     /// Dropped for exceeding a link MTU.
     pub too_big: u64,
+    /// Dropped by a full bottleneck queue (`LinkConfig::rate_bps`).
+    pub queue_dropped: u64,
     /// Extra copies made by `LinkConfig::duplicate`.
     pub duplicated: u64,
     /// Copies held back by `LinkConfig::reorder`.
@@ -131,6 +134,7 @@ pub enum TraceKind {
     Delivered,
     Lost,
     TooBig,
+    QueueDropped,
     NatFiltered,
     NatNoMapping,
     Unroutable,
@@ -331,6 +335,9 @@ struct NodeEntry {
     addrs: Vec<(IpAddr, RealmId)>,
     uplink: LinkConfig,
     downlink: LinkConfig,
+    /// When each direction's bottleneck is next idle.
+    up_free_at: Instant,
+    down_free_at: Instant,
     next_timer: Option<Instant>,
     dirty: bool,
     stats: NodeStats,
@@ -453,6 +460,8 @@ impl Network {
             addrs: vec![(addr.ip(), realm)],
             uplink: link,
             downlink: link,
+            up_free_at: Instant::ZERO,
+            down_free_at: Instant::ZERO,
             next_timer: None,
             dirty: false,
             stats: NodeStats::default(),
@@ -756,15 +765,9 @@ impl Core {
         e.stats.sent += 1;
         e.stats.bytes_sent += data.len() as u64;
         self.trace(TraceKind::Sent, src, dst, data.len(), Some(fp));
-        match e.uplink.cross(&mut self.rng, data.len(), dst.is_ipv6()) {
-            Crossing::TooBig => {
-                self.stats.too_big += 1;
-                self.trace(TraceKind::TooBig, src, dst, data.len(), None);
-            }
-            Crossing::Lost => {
-                self.stats.lost += 1;
-                self.trace(TraceKind::Lost, src, dst, data.len(), None);
-            }
+        let crossing = e.uplink.cross(&mut self.rng, data.len(), dst.is_ipv6(), self.now, &mut e.up_free_at);
+        match crossing {
+            Crossing::TooBig | Crossing::Lost | Crossing::QueueFull => self.link_drop(crossing, src, dst, data.len()),
             Crossing::Pass { first, second } => {
                 self.stats.duplicated += u64::from(second.is_some());
                 for (delay, reordered) in std::iter::once(first).chain(second) {
@@ -774,6 +777,24 @@ impl Core {
                 }
             }
         }
+    }
+
+    fn link_drop(&mut self, crossing: Crossing, src: SocketAddr, dst: SocketAddr, len: usize) {
+        let kind = match crossing {
+            Crossing::TooBig => {
+                self.stats.too_big += 1;
+                TraceKind::TooBig
+            }
+            Crossing::QueueFull => {
+                self.stats.queue_dropped += 1;
+                TraceKind::QueueDropped
+            }
+            _ => {
+                self.stats.lost += 1;
+                TraceKind::Lost
+            }
+        };
+        self.trace(kind, src, dst, len, None);
     }
 
     /// Routes the datagram in slot `pkt`, arriving in `realm` now.
@@ -790,16 +811,11 @@ impl Core {
                     let p = &mut self.packets.slots[pkt as usize];
                     p.src = src;
                     p.dst = dst;
-                    let downlink = nodes[node as usize].downlink;
-                    match downlink.cross(&mut self.rng, len, dst.is_ipv6()) {
-                        Crossing::TooBig => {
-                            self.stats.too_big += 1;
-                            self.trace(TraceKind::TooBig, src, dst, len, None);
-                            self.packets.release(pkt);
-                        }
-                        Crossing::Lost => {
-                            self.stats.lost += 1;
-                            self.trace(TraceKind::Lost, src, dst, len, None);
+                    let n = &mut nodes[node as usize];
+                    let crossing = n.downlink.cross(&mut self.rng, len, dst.is_ipv6(), self.now, &mut n.down_free_at);
+                    match crossing {
+                        Crossing::TooBig | Crossing::Lost | Crossing::QueueFull => {
+                            self.link_drop(crossing, src, dst, len);
                             self.packets.release(pkt);
                         }
                         Crossing::Pass { first, second } => {
