@@ -492,3 +492,50 @@ fn context_size() {
     std::println!("size_of::<SrtpContextN<1>>() = {} bytes", core::mem::size_of::<SrtpContextN<1>>());
     assert!(size < 4096);
 }
+
+mod arbitrary_input {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Any bytes at all: unprotect returns an error, never panics, and
+        /// takes no stream slot.
+        #[test]
+        fn unprotect_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..120), first in 0x80u8..0xc0) {
+            for profile in SrtpProfile::ALL {
+                let (_, mut rx) = pair(profile);
+                let mut a = bytes.clone();
+                if let Some(b) = a.first_mut() {
+                    *b = first;
+                }
+                prop_assert!(rx.unprotect_rtp(&mut a.clone()).is_err());
+                prop_assert!(rx.unprotect_rtcp(&mut a).is_err());
+                prop_assert!(rx.unprotect_rtp(&mut bytes.clone()).is_err());
+                prop_assert_eq!(rx.stream_count(), 0);
+            }
+        }
+
+        /// Round trip of arbitrary RTP headers and payloads, any `len`/buffer split.
+        #[test]
+        fn protect_round_trips(payload in proptest::collection::vec(any::<u8>(), 0..200), seq in any::<u16>(),
+                               ssrc in any::<u32>(), room in 0usize..40) {
+            for profile in SrtpProfile::ALL {
+                let (mut tx, mut rx) = pair(profile);
+                let plain = rtp_packet(seq, ssrc, &payload);
+                let mut buf = plain.clone();
+                buf.resize(plain.len() + room, 0);
+                match tx.protect_rtp(&mut buf, plain.len()) {
+                    Ok(n) => {
+                        prop_assert!(room >= profile.rtp_tag_len());
+                        let m = rx.unprotect_rtp(&mut buf[..n]).unwrap();
+                        prop_assert_eq!(&buf[..m], &plain[..]);
+                    }
+                    Err(e) => {
+                        prop_assert!(room < profile.rtp_tag_len());
+                        prop_assert_eq!(e, SrtpError::BufferTooSmall);
+                    }
+                }
+            }
+        }
+    }
+}
