@@ -20,11 +20,12 @@
 
 pub mod audio;
 pub mod h264;
-// pub mod mjpeg;
+pub mod mjpeg;
 pub mod packetizer;
-// pub mod receiver;
-// pub mod sender;
+pub mod receiver;
+pub mod sender;
 pub mod seq;
+mod store;
 pub mod vp8;
 pub mod wire;
 

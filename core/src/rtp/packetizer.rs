@@ -265,6 +265,16 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Assembler<B> {
         out
     }
 
+    /// Bytes collected for the current frame.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    pub(crate) fn frame_mut(&mut self) -> &mut [u8] {
+        let len = self.len;
+        self.buf.as_mut().get_mut(..len).unwrap_or(&mut [])
+    }
+
     pub(crate) fn frame(&self) -> &[u8] {
         self.buf.as_ref().get(..self.len).unwrap_or(&[])
     }
