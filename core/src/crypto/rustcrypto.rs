@@ -117,6 +117,16 @@ pub fn crc32c(data: &[u8]) -> u32 {
     CRC32C.checksum(data)
 }
 
+/// CRC-32C over the concatenation of `parts` (SCTP checks a packet whose
+/// checksum field reads as zero without copying it).
+pub fn crc32c_parts(parts: &[&[u8]]) -> u32 {
+    let mut d = CRC32C.digest();
+    for p in parts {
+        d.update(p);
+    }
+    d.finalize()
+}
+
 // ---------------------------------------------------------------- AES
 
 /// AES-128 with its key schedule expanded once: block encryption and
