@@ -119,7 +119,11 @@ fn handshake_payloads_keepalives_and_timeouts() {
     assert_eq!(net.server.num_connected(), 1);
     assert_eq!(net.server.num_pending(net.now), 0);
     match &net.events[0] {
-        ServerEvent::ClientConnected { slot: 0, client_id: 42, user_data, .. } => assert_eq!(user_data, &[42u8; 256]),
+        ServerEvent::ClientConnected { slot, client_id: 42, user_data, .. } => {
+            assert_eq!(*slot as u32, net.clients[c].1.client_index());
+            assert_eq!(net.clients[c].1.max_clients(), 2);
+            assert_eq!(user_data, &[42u8; 256]);
+        }
         e => panic!("{e:?}"),
     }
     // Server payload before confirmation carries a keep-alive first.
@@ -129,14 +133,15 @@ fn handshake_payloads_keepalives_and_timeouts() {
     net.run(Duration::from_secs(5));
     assert_eq!(net.clients[c].1.state(), ClientState::Connected);
     assert_eq!(net.server.num_connected(), 1);
-    let sent = net.server.send_payload(net.now, 0, b"to client", &mut buf).unwrap();
+    let slot = net.clients[c].1.client_index() as usize;
+    let sent = net.server.send_payload(net.now, slot, b"to client", &mut buf).unwrap();
     assert_eq!(sent.keep_alive_len, 0, "confirmed by the client's keep-alives");
     let p = net.clients[c].1.handle_receive(net.now, server_addr(), &mut buf[..sent.payload_len]).unwrap().unwrap();
     assert_eq!(p.data, b"to client");
     let tx = net.clients[c].1.send_payload(net.now, b"to server", &mut buf).unwrap();
     let addr = net.clients[c].0;
     let p = net.server.handle_receive(net.now, UNIX, addr, &mut buf[..tx.len]).unwrap().unwrap();
-    assert_eq!((p.slot, p.data), (0, &b"to server"[..]));
+    assert_eq!((p.slot, p.data), (slot, &b"to server"[..]));
     assert!(now < net.now);
 
     // Silence from the client: the server times it out, the client too.
@@ -184,7 +189,7 @@ fn tokens_are_single_use_and_full_server_denies() {
     net.run(Duration::from_millis(300));
     assert_eq!(net.clients[d].1.state(), ClientState::ConnectionDenied);
     // Server-side disconnect reaches the client.
-    net.server.disconnect(0).unwrap();
+    net.server.disconnect(net.clients[b].1.client_index() as usize).unwrap();
     net.run(Duration::from_millis(100));
     assert_eq!(net.clients[b].1.state(), ClientState::Disconnected);
 }
