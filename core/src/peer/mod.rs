@@ -1,1 +1,992 @@
-//! A WebRTC session (`Peer`): ICE + DTLS-SRTP + RTP/RTCP + SCTP over one 5-tuple.
+//! A WebRTC session over one 5-tuple: SDP offer/answer ([`crate::sdp`]),
+//! ICE ([`ice_lite`]), DTLS-SRTP ([`crate::dtls`], [`crate::srtp`]) and
+//! RTP/RTCP ([`crate::rtp`], [`crate::rtcp`]), in the crate's sans-IO shape.
+//!
+//! - Demultiplexing per RFC 7983 section 7: first byte 0-3 STUN, 20-63 DTLS,
+//!   128-191 RTP/RTCP (RTCP by payload type 192-223, RFC 5761 section 4).
+//! - Offerer ([`PeerN::create_offer`] then [`PeerN::set_remote_answer`]) or
+//!   answerer ([`PeerN::accept_offer`]); BUNDLE with rtcp-mux only.
+//! - Codecs: H.264 (packetization-mode 1), VP8, Opus, PCMU/PCMA; one video
+//!   and one audio section; send-only video (camera), send/receive audio,
+//!   receive video. Sending: [`PeerN::send_frame`] packetizes and protects
+//!   one frame into caller buffers. Receiving: [`PeerN::handle_receive`]
+//!   decrypts in place and returns where the RTP payload is.
+//! - RTCP: sender/receiver reports every [`PeerConfig::rtcp_interval`] (RTT
+//!   and loss in [`PeerStats`]), PLI on request, PLI/FIR received surface
+//!   as [`PeerEvent::KeyframeRequest`].
+//! - DTLS role from `a=setup` (RFC 8842); the peer's certificate must match
+//!   the SDP fingerprint or the session fails closed.
+//!
+//! Left out for now: data channels (SCTP over DTLS), full ICE (this session
+//! is an ICE-lite agent: the remote must be a full agent, as browsers are),
+//! RTX/NACK retransmission, TURN, renegotiation.
+//!
+//! Memory: [`Peer`] is one value (`size_of::<Peer>()` is printed by the
+//! tests and stated in the README); the DTLS buffers and SRTP stream tables
+//! are its const parameters.
+
+pub mod ice_lite;
+mod track;
+
+use core::fmt::Write as _;
+use core::net::SocketAddr;
+
+use heapless::{Deque, String, Vec};
+use rand_core::{CryptoRng, RngCore};
+
+use crate::dtls::{
+    DtlsConfig, DtlsEndpointN, DtlsEvent, DtlsFailure, DtlsIdentity, DtlsRole, DEFAULT_APP_BUFFER,
+    DEFAULT_FLIGHT_BUFFER, DEFAULT_HANDSHAKE_BUFFER,
+};
+use crate::rtcp::wire::{CompoundIter, CompoundWriter, RtcpPacket, SenderInfo};
+use crate::rtp::audio::{G711Payloader, OpusPayloader};
+use crate::rtp::h264::H264Payloader;
+use crate::rtp::packetizer::{Chunk, FramePackets, Payloader, RtpPacketizer};
+use crate::rtp::vp8::Vp8Payloader;
+use crate::rtp::wire::RtpPacket;
+use crate::sdp::{
+    self, accept_answer, build_answer, build_offer, Candidate, CodecChoice, Direction, Feedback, Fingerprint,
+    HashFunction, LocalSource, LocalTransport, MediaKind, MediaPolicy, NegotiationError, SessionDescription, Setup,
+};
+use crate::srtp::{SrtpContextN, SrtpError, DEFAULT_STREAMS, SRTCP_MAX_OVERHEAD, SRTP_MAX_OVERHEAD};
+use crate::stun::StunError;
+use crate::time::{Duration, Instant};
+use crate::Transmit;
+
+pub use ice_lite::{IceStats, MAX_PWD_LEN, MAX_UFRAG_LEN};
+pub use track::{ntp_from_instant, TrackStats};
+
+use ice_lite::{IceLite, Selection};
+use track::Track;
+
+/// Most local host candidates announced (each ~80 bytes).
+pub const MAX_LOCAL_CANDIDATES: usize = 4;
+/// Events waiting for `poll_event`.
+pub const EVENT_QUEUE_LEN: usize = 8;
+
+/// Session configuration (plain data).
+#[derive(Debug, Clone, Copy)]
+pub struct PeerConfig {
+    /// Video codecs in preference order (empty: no video).
+    pub video_codecs: &'static [CodecChoice],
+    /// Audio codecs in preference order (empty: no audio).
+    pub audio_codecs: &'static [CodecChoice],
+    pub video_direction: Direction,
+    pub audio_direction: Direction,
+    /// Offer/accept a data channel section (transport not implemented yet:
+    /// the section is negotiated, no SCTP runs).
+    pub datachannel: bool,
+    /// Largest datagram written (default 1200).
+    pub mtu: u16,
+    /// Interval of sender/receiver reports (default 1 s).
+    pub rtcp_interval: Duration,
+    /// Session fails when no authenticated ICE check arrived for this long
+    /// after connecting (RFC 7675 uses 30 s).
+    pub consent_timeout: Duration,
+    /// Put local candidates in the SDP (false: trickle them only).
+    pub candidates_in_sdp: bool,
+}
+
+impl PeerConfig {
+    /// A camera: send-only video (H.264 Constrained Baseline, H.264
+    /// Baseline, VP8), send/receive Opus/PCMU/PCMA audio, data channel.
+    pub const fn camera() -> Self {
+        PeerConfig {
+            video_codecs: &[CodecChoice::H264ConstrainedBaseline, CodecChoice::H264Baseline, CodecChoice::Vp8],
+            audio_codecs: &[CodecChoice::Opus, CodecChoice::Pcmu, CodecChoice::Pcma],
+            video_direction: Direction::SendOnly,
+            audio_direction: Direction::SendRecv,
+            datachannel: true,
+            mtu: 1200,
+            rtcp_interval: Duration::from_secs(1),
+            consent_timeout: Duration::from_secs(30),
+            candidates_in_sdp: true,
+        }
+    }
+    /// A viewer: receive-only video, send/receive audio.
+    pub const fn viewer() -> Self {
+        PeerConfig { video_direction: Direction::RecvOnly, ..PeerConfig::camera() }
+    }
+}
+
+/// Where the session is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum PeerState {
+    /// No description exchanged yet.
+    New,
+    /// Our offer is out; waiting for the answer.
+    HaveLocalOffer,
+    /// Negotiated; waiting for ICE/DTLS.
+    Connecting,
+    /// DTLS done, SRTP keys in place: media flows.
+    Connected,
+    /// Failed or closed; see [`PeerEvent::Failed`].
+    Closed,
+}
+
+/// Why a session failed (stable meanings).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum PeerFailure {
+    /// The DTLS handshake failed (fingerprint mismatch, timeout, alert...).
+    Dtls(DtlsFailure),
+    /// DTLS completed without an SRTP profile.
+    NoSrtpProfile,
+    /// The remote stopped answering consent checks.
+    ConsentLost,
+    /// The remote closed DTLS.
+    RemoteClosed,
+}
+
+/// Something the application should know.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum PeerEvent {
+    /// ICE selected (or re-selected) the remote address.
+    IceConnected { remote: SocketAddr },
+    /// DTLS-SRTP is up: media can be sent.
+    Connected,
+    /// The remote asked for a keyframe (PLI or FIR) of our stream.
+    KeyframeRequest { kind: MediaKind },
+    Failed(PeerFailure),
+}
+
+/// Errors returned to the caller (stable meanings).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum PeerError {
+    /// The remote SDP does not parse (line number inside).
+    Sdp(sdp::Error),
+    /// The remote SDP parses but cannot be used.
+    Negotiation(NegotiationError),
+    /// The remote fingerprint is not SHA-256.
+    UnsupportedFingerprint,
+    /// Remote ICE ufrag/pwd longer than [`MAX_UFRAG_LEN`]/[`MAX_PWD_LEN`].
+    CredentialsTooLong,
+    /// The call does not fit the signaling state (e.g. answer before offer).
+    WrongState,
+    /// Media cannot be sent yet (not connected) or no such sending track.
+    NotSending,
+    /// More than [`MAX_LOCAL_CANDIDATES`].
+    TooManyCandidates,
+    /// A trickled candidate does not parse.
+    BadCandidate,
+    /// The caller's buffer is too small.
+    BufferTooSmall,
+    /// A datagram none of the protocols claims (RFC 7983).
+    UnknownPacket,
+    Stun(StunError),
+    Srtp(SrtpError),
+    Rtp(crate::rtp::Error),
+    Rtcp(crate::rtcp::Error),
+}
+
+impl From<sdp::BufferTooSmall> for PeerError {
+    fn from(_: sdp::BufferTooSmall) -> Self {
+        PeerError::BufferTooSmall
+    }
+}
+
+impl core::fmt::Display for PeerError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            PeerError::Sdp(e) => write!(f, "{e}"),
+            other => write!(f, "{other:?}"),
+        }
+    }
+}
+
+#[cfg(feature = "std")]
+impl std::error::Error for PeerError {}
+
+/// Session counters (plain data).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct PeerStats {
+    pub state: PeerState,
+    /// The selected remote address (ICE).
+    pub selected_remote: Option<SocketAddr>,
+    /// Whether the selected address was nominated by the controlling agent.
+    pub nominated: bool,
+    pub ice: IceStats,
+    pub video: TrackStats,
+    pub audio: TrackStats,
+    /// SRTP/SRTCP packets that failed authentication or replay checks.
+    pub srtp_dropped: u64,
+    /// Datagrams dropped as unknown, malformed or early.
+    pub datagrams_dropped: u64,
+}
+
+/// A received RTP packet, decrypted in place in the caller's datagram
+/// buffer: the payload is `datagram[payload_offset..][..payload_len]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct MediaPacket {
+    pub kind: MediaKind,
+    pub codec: CodecChoice,
+    pub payload_type: u8,
+    pub ssrc: u32,
+    pub sequence_number: u16,
+    pub timestamp: u32,
+    pub marker: bool,
+    pub payload_offset: usize,
+    pub payload_len: usize,
+}
+
+/// The default session: DTLS buffers of 2 KB each and 8 SRTP streams per
+/// direction (see `size_of::<Peer>()`, printed by the `peer` tests).
+pub type Peer = PeerN<DEFAULT_HANDSHAKE_BUFFER, DEFAULT_FLIGHT_BUFFER, DEFAULT_APP_BUFFER, DEFAULT_STREAMS>;
+
+/// A WebRTC session. `HS`, `FLIGHT`, `APP`: DTLS reassembly, flight and
+/// application buffers; `STREAMS`: SRTP streams per direction.
+pub struct PeerN<const HS: usize, const FLIGHT: usize, const APP: usize, const STREAMS: usize> {
+    config: PeerConfig,
+    state: PeerState,
+    identity: DtlsIdentity,
+    ice: IceLite,
+    session_id: u64,
+    cname: String<16>,
+    local_candidates: Vec<(SocketAddr, String<48>), MAX_LOCAL_CANDIDATES>,
+    remote_fingerprint: Option<crate::dtls::Fingerprint>,
+    local_setup: Setup,
+    dtls: Option<DtlsEndpointN<HS, FLIGHT, APP>>,
+    srtp_tx: Option<SrtpContextN<STREAMS>>,
+    srtp_rx: Option<SrtpContextN<STREAMS>>,
+    video: Option<Track>,
+    audio: Option<Track>,
+    video_ssrc: u32,
+    audio_ssrc: u32,
+    seq_seeds: [u16; 2],
+    next_rtcp: Option<Instant>,
+    connected_at: Option<Instant>,
+    events: Deque<PeerEvent, EVENT_QUEUE_LEN>,
+    srtp_dropped: u64,
+    datagrams_dropped: u64,
+}
+
+impl<const HS: usize, const FLIGHT: usize, const APP: usize, const STREAMS: usize> core::fmt::Debug
+    for PeerN<HS, FLIGHT, APP, STREAMS>
+{
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Peer").field("state", &self.state).field("selected", &self.ice.selected).finish()
+    }
+}
+
+const ICE_CHARS: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+fn random_string<const N: usize>(rng: &mut impl RngCore, len: usize) -> String<N> {
+    let mut s = String::new();
+    for _ in 0..len.min(N) {
+        let c = ICE_CHARS[(rng.next_u32() & 63) as usize];
+        let _ = s.push(c as char);
+    }
+    s
+}
+
+fn to_dtls_fingerprint(f: &Fingerprint) -> Result<crate::dtls::Fingerprint, PeerError> {
+    if f.hash != HashFunction::Sha256 {
+        return Err(PeerError::UnsupportedFingerprint);
+    }
+    let mut sha256 = [0u8; 32];
+    sha256.copy_from_slice(f.value().get(..32).ok_or(PeerError::UnsupportedFingerprint)?);
+    Ok(crate::dtls::Fingerprint { sha256 })
+}
+
+impl<const HS: usize, const FLIGHT: usize, const APP: usize, const STREAMS: usize> PeerN<HS, FLIGHT, APP, STREAMS> {
+    /// A new session with a freshly generated DTLS identity (ECDSA P-256).
+    pub fn new<R: RngCore + CryptoRng>(config: PeerConfig, rng: &mut R) -> Self {
+        let identity = DtlsIdentity::generate(rng);
+        Self::with_identity(config, identity, rng)
+    }
+
+    /// A new session using an existing DTLS identity (certificates are
+    /// costly to make on a microcontroller; reuse one across sessions).
+    pub fn with_identity<R: RngCore + CryptoRng>(config: PeerConfig, identity: DtlsIdentity, rng: &mut R) -> Self {
+        let ufrag = random_string::<8>(rng, 8);
+        let pwd = random_string::<24>(rng, 24);
+        let cname = random_string::<16>(rng, 16);
+        PeerN {
+            config,
+            state: PeerState::New,
+            identity,
+            ice: IceLite::new(ufrag, pwd),
+            session_id: rng.next_u64() >> 2,
+            cname,
+            local_candidates: Vec::new(),
+            remote_fingerprint: None,
+            local_setup: Setup::Active,
+            dtls: None,
+            srtp_tx: None,
+            srtp_rx: None,
+            video: None,
+            audio: None,
+            video_ssrc: rng.next_u32() | 1,
+            audio_ssrc: rng.next_u32() | 2,
+            seq_seeds: [rng.next_u32() as u16 & 0x7fff, rng.next_u32() as u16 & 0x7fff],
+            next_rtcp: None,
+            connected_at: None,
+            events: Deque::new(),
+            srtp_dropped: 0,
+            datagrams_dropped: 0,
+        }
+    }
+
+    pub fn state(&self) -> PeerState {
+        self.state
+    }
+
+    /// Our DTLS certificate fingerprint (as sent in SDP).
+    pub fn local_fingerprint(&self) -> Fingerprint {
+        Fingerprint::sha256(self.identity.fingerprint().sha256)
+    }
+
+    /// Announce a local host address (the socket the caller receives on).
+    pub fn add_local_candidate(&mut self, addr: SocketAddr) -> Result<(), PeerError> {
+        let mut ip: String<48> = String::new();
+        write!(ip, "{}", addr.ip()).map_err(|_| PeerError::BufferTooSmall)?;
+        self.local_candidates.push((addr, ip)).map_err(|_| PeerError::TooManyCandidates)
+    }
+
+    /// Local candidate `i` in SDP form (for trickling with
+    /// [`sdp::signaling::write_candidate`]).
+    pub fn local_candidate(&self, i: usize) -> Option<Candidate<'_>> {
+        let (addr, ip) = self.local_candidates.get(i)?;
+        const FOUNDATIONS: [&str; MAX_LOCAL_CANDIDATES] = ["1", "2", "3", "4"];
+        let pref = 65535u16.saturating_sub(i as u16);
+        Some(Candidate::host(FOUNDATIONS.get(i).copied().unwrap_or("9"), ip.as_str(), addr.port(), pref))
+    }
+
+    /// A trickled remote candidate (`candidate:...`). An ICE-lite agent
+    /// does not send checks, so this only validates it.
+    pub fn add_remote_candidate(&mut self, candidate: &str) -> Result<(), PeerError> {
+        Candidate::parse(candidate).map(|_| ()).map_err(|_| PeerError::BadCandidate)
+    }
+
+    fn policy(&self) -> MediaPolicy<'_> {
+        MediaPolicy {
+            video_codecs: self.config.video_codecs,
+            audio_codecs: self.config.audio_codecs,
+            video_direction: self.config.video_direction,
+            audio_direction: self.config.audio_direction,
+            feedback: Feedback::NACK.union(Feedback::PLI).union(Feedback::FIR),
+            datachannel: self.config.datachannel,
+            max_message_size: 262144,
+            video_source: Some(LocalSource {
+                ssrc: self.video_ssrc,
+                cname: self.cname.as_str(),
+                stream_id: "tinyrtc",
+                track_id: "video",
+            }),
+            audio_source: Some(LocalSource {
+                ssrc: self.audio_ssrc,
+                cname: self.cname.as_str(),
+                stream_id: "tinyrtc",
+                track_id: "audio",
+            }),
+            preferred_setup: Setup::Active,
+        }
+    }
+
+    fn with_local_transport<T>(&self, f: impl FnOnce(&LocalTransport<'_>, &MediaPolicy<'_>) -> T) -> T {
+        let mut cands: Vec<Candidate<'_>, MAX_LOCAL_CANDIDATES> = Vec::new();
+        if self.config.candidates_in_sdp {
+            for i in 0..self.local_candidates.len() {
+                if let Some(c) = self.local_candidate(i) {
+                    let _ = cands.push(c);
+                }
+            }
+        }
+        let t = LocalTransport {
+            ice_ufrag: self.ice.local_ufrag.as_str(),
+            ice_pwd: self.ice.local_pwd.as_str(),
+            fingerprint: self.local_fingerprint(),
+            candidates: &cands,
+            end_of_candidates: self.config.candidates_in_sdp && !cands.is_empty(),
+            session_id: self.session_id,
+            ice_lite: true,
+        };
+        f(&t, &self.policy())
+    }
+
+    /// Write our offer into `out`; returns its length.
+    pub fn create_offer(&mut self, out: &mut [u8]) -> Result<usize, PeerError> {
+        if !matches!(self.state, PeerState::New | PeerState::HaveLocalOffer) {
+            return Err(PeerError::WrongState);
+        }
+        let n = self.with_local_transport(|t, p| build_offer(t, p).write(out))?;
+        self.state = PeerState::HaveLocalOffer;
+        Ok(n)
+    }
+
+    /// Apply the remote answer to our offer.
+    pub fn set_remote_answer(&mut self, now: Instant, sdp: &str, rng: &mut (impl RngCore + CryptoRng)) -> Result<(), PeerError> {
+        if self.state != PeerState::HaveLocalOffer {
+            return Err(PeerError::WrongState);
+        }
+        let answer = SessionDescription::parse(sdp).map_err(PeerError::Sdp)?;
+        let neg = self.with_local_transport(|t, p| {
+            let offer = build_offer(t, p);
+            accept_answer(&offer, &answer, p).map_err(PeerError::Negotiation).and_then(|n| Outcome::of(&n))
+        })?;
+        self.apply(now, &neg, rng)
+    }
+
+    /// Apply a remote offer and write our answer into `out`; returns its length.
+    pub fn accept_offer(
+        &mut self,
+        now: Instant,
+        sdp: &str,
+        out: &mut [u8],
+        rng: &mut (impl RngCore + CryptoRng),
+    ) -> Result<usize, PeerError> {
+        if self.state != PeerState::New {
+            return Err(PeerError::WrongState);
+        }
+        let offer = SessionDescription::parse(sdp).map_err(PeerError::Sdp)?;
+        let (n, neg) = self.with_local_transport(|t, p| {
+            let (answer, neg) = build_answer(&offer, t, p).map_err(PeerError::Negotiation)?;
+            let n = answer.write(out)?;
+            Ok::<_, PeerError>((n, Outcome::of(&neg)?))
+        })?;
+        self.apply(now, &neg, rng)?;
+        Ok(n)
+    }
+
+    fn apply(&mut self, _now: Instant, neg: &Outcome, rng: &mut (impl RngCore + CryptoRng)) -> Result<(), PeerError> {
+        let fp = neg.fingerprint;
+        self.ice.remote_ufrag = neg.ufrag.clone();
+        self.ice.remote_pwd = neg.pwd.clone();
+        self.remote_fingerprint = Some(fp);
+        self.local_setup = neg.local_setup;
+        let mtu = usize::from(self.config.mtu).saturating_sub(SRTP_MAX_OVERHEAD);
+        for m in &neg.media {
+            let Some((codec, pt)) = m.codec else { continue };
+            let (slot, ssrc, seed) = match m.kind {
+                MediaKind::Video => (&mut self.video, self.video_ssrc, self.seq_seeds[0]),
+                MediaKind::Audio => (&mut self.audio, self.audio_ssrc, self.seq_seeds[1]),
+                _ => continue,
+            };
+            *slot = Some(Track {
+                kind: m.kind,
+                codec,
+                payload_type: pt,
+                direction: m.direction,
+                feedback: m.feedback,
+                local_ssrc: ssrc,
+                remote_ssrc: m.remote_ssrc,
+                packetizer: RtpPacketizer::new(ssrc, pt, seed, mtu),
+                last_rtp: None,
+                vp8_picture_id: seed,
+                recv: Default::default(),
+                stats: TrackStats { active: true, ..TrackStats::default() },
+                pli_pending: false,
+            });
+        }
+        let role = if self.local_setup == Setup::Active { DtlsRole::Client } else { DtlsRole::Server };
+        let mut cfg = DtlsConfig::new(role);
+        cfg.mtu = self.config.mtu;
+        let mut dtls = DtlsEndpointN::new(cfg, &self.identity, Some(fp), rng);
+        if let Some(addr) = self.ice.selected {
+            dtls.set_peer_address(addr);
+        }
+        self.dtls = Some(dtls);
+        self.state = PeerState::Connecting;
+        Ok(())
+    }
+
+    /// Feed one datagram received from `source`. SRTP packets are decrypted
+    /// in place; a received RTP packet is returned with the position of its
+    /// payload in `datagram`.
+    pub fn handle_receive(
+        &mut self,
+        now: Instant,
+        source: SocketAddr,
+        datagram: &mut [u8],
+    ) -> Result<Option<MediaPacket>, PeerError> {
+        let Some(&first) = datagram.first() else {
+            self.datagrams_dropped += 1;
+            return Err(PeerError::UnknownPacket);
+        };
+        match first {
+            0..=3 => {
+                match self.ice.handle(now, source, datagram) {
+                    Ok(Selection::Selected(addr)) => {
+                        if let Some(d) = self.dtls.as_mut() {
+                            d.set_peer_address(addr);
+                        }
+                        self.push_event(PeerEvent::IceConnected { remote: addr });
+                    }
+                    Ok(Selection::Unchanged) => {}
+                    Err(e) => {
+                        self.datagrams_dropped += 1;
+                        return Err(PeerError::Stun(e));
+                    }
+                }
+                Ok(None)
+            }
+            20..=63 => {
+                // DTLS only from the selected address (ICE authenticates it).
+                if self.ice.selected != Some(source) {
+                    self.datagrams_dropped += 1;
+                    return Ok(None);
+                }
+                let Some(d) = self.dtls.as_mut() else {
+                    self.datagrams_dropped += 1;
+                    return Ok(None);
+                };
+                if d.handle_receive(now, datagram).is_err() {
+                    self.datagrams_dropped += 1;
+                }
+                self.drain_dtls(now);
+                Ok(None)
+            }
+            128..=191 => {
+                if self.ice.selected != Some(source) {
+                    self.datagrams_dropped += 1;
+                    return Ok(None);
+                }
+                if crate::rtcp::wire::is_rtcp(datagram) {
+                    self.receive_rtcp(now, datagram)?;
+                    Ok(None)
+                } else {
+                    self.receive_rtp(datagram)
+                }
+            }
+            _ => {
+                self.datagrams_dropped += 1;
+                Err(PeerError::UnknownPacket)
+            }
+        }
+    }
+
+    fn push_event(&mut self, e: PeerEvent) {
+        if self.events.is_full() {
+            self.events.pop_front();
+        }
+        let _ = self.events.push_back(e);
+    }
+
+    fn fail(&mut self, f: PeerFailure) {
+        if self.state != PeerState::Closed {
+            self.state = PeerState::Closed;
+            self.push_event(PeerEvent::Failed(f));
+        }
+    }
+
+    fn drain_dtls(&mut self, now: Instant) {
+        let Some(d) = self.dtls.as_mut() else { return };
+        let mut evs: Vec<DtlsEvent, 4> = Vec::new();
+        while let Some(e) = d.poll_event() {
+            if evs.push(e).is_err() {
+                break;
+            }
+        }
+        let is_client = d.role() == DtlsRole::Client;
+        for e in evs {
+            match e {
+                DtlsEvent::Connected { srtp: Some(km), .. } => {
+                    let (local, remote) = km.local_remote(is_client);
+                    self.srtp_tx = Some(SrtpContextN::new(km.profile, local));
+                    self.srtp_rx = Some(SrtpContextN::new(km.profile, remote));
+                    self.state = PeerState::Connected;
+                    self.connected_at = Some(now);
+                    self.next_rtcp = Some(now);
+                    self.push_event(PeerEvent::Connected);
+                }
+                DtlsEvent::Connected { srtp: None, .. } => self.fail(PeerFailure::NoSrtpProfile),
+                DtlsEvent::ApplicationData { .. } => {
+                    // Data channels (SCTP) are not wired in yet: discard.
+                    let mut sink = [0u8; 64];
+                    if let Some(d) = self.dtls.as_mut() {
+                        while let Ok(Some(_)) = d.read_application_data(&mut sink) {}
+                    }
+                }
+                DtlsEvent::PeerClosed => self.fail(PeerFailure::RemoteClosed),
+                DtlsEvent::Failed(f) => self.fail(PeerFailure::Dtls(f)),
+            }
+        }
+    }
+
+    fn receive_rtp(&mut self, datagram: &mut [u8]) -> Result<Option<MediaPacket>, PeerError> {
+        let Some(rx) = self.srtp_rx.as_mut() else {
+            self.datagrams_dropped += 1;
+            return Ok(None);
+        };
+        let len = match rx.unprotect_rtp(datagram) {
+            Ok(n) => n,
+            Err(e) => {
+                self.srtp_dropped += 1;
+                return Err(PeerError::Srtp(e));
+            }
+        };
+        let pkt = RtpPacket::new_checked(datagram.get(..len).ok_or(PeerError::UnknownPacket)?).map_err(PeerError::Rtp)?;
+        let (ssrc, pt) = (pkt.ssrc(), pkt.payload_type());
+        let track = [self.video.as_mut(), self.audio.as_mut()]
+            .into_iter()
+            .flatten()
+            .find(|t| t.remote_ssrc == Some(ssrc) || (t.remote_ssrc.is_none() && t.payload_type == pt));
+        let Some(track) = track else {
+            self.datagrams_dropped += 1;
+            return Ok(None);
+        };
+        if track.payload_type != pt {
+            // RTX or another format we did not negotiate.
+            self.datagrams_dropped += 1;
+            return Ok(None);
+        }
+        track.remote_ssrc = Some(ssrc);
+        let payload_offset = pkt.header_len();
+        let payload_len = pkt.payload().len();
+        track.on_rtp(pkt.sequence_number(), payload_len);
+        Ok(Some(MediaPacket {
+            kind: track.kind,
+            codec: track.codec,
+            payload_type: pt,
+            ssrc,
+            sequence_number: pkt.sequence_number(),
+            timestamp: pkt.timestamp(),
+            marker: pkt.marker(),
+            payload_offset,
+            payload_len,
+        }))
+    }
+
+    fn receive_rtcp(&mut self, now: Instant, datagram: &mut [u8]) -> Result<(), PeerError> {
+        let Some(rx) = self.srtp_rx.as_mut() else {
+            self.datagrams_dropped += 1;
+            return Ok(());
+        };
+        let len = match rx.unprotect_rtcp(datagram) {
+            Ok(n) => n,
+            Err(e) => {
+                self.srtp_dropped += 1;
+                return Err(PeerError::Srtp(e));
+            }
+        };
+        let mut keyframe: [bool; 2] = [false; 2];
+        for p in CompoundIter::new(datagram.get(..len).unwrap_or(&[])) {
+            let Ok(p) = p else { break };
+            match p {
+                RtcpPacket::SenderReport { ssrc, info, reports } => {
+                    for t in [self.video.as_mut(), self.audio.as_mut()].into_iter().flatten() {
+                        if t.remote_ssrc == Some(ssrc) {
+                            t.on_sender_report(now, info.ntp_time);
+                        }
+                    }
+                    self.on_reports(now, reports);
+                }
+                RtcpPacket::ReceiverReport { reports, .. } => self.on_reports(now, reports),
+                RtcpPacket::Pli { media_ssrc, .. } => self.on_keyframe_request(media_ssrc, &mut keyframe),
+                RtcpPacket::Fir { entries, .. } => {
+                    for (ssrc, _) in entries {
+                        self.on_keyframe_request(ssrc, &mut keyframe);
+                    }
+                }
+                RtcpPacket::Nack { media_ssrc, items, .. } => {
+                    if let Some(t) = self.video.as_mut().filter(|t| t.local_ssrc == media_ssrc) {
+                        t.stats.nacks_received += items.map(|i| i.lost().count() as u32).sum::<u32>();
+                    }
+                }
+                _ => {}
+            }
+        }
+        if keyframe[0] {
+            self.push_event(PeerEvent::KeyframeRequest { kind: MediaKind::Video });
+        }
+        if keyframe[1] {
+            self.push_event(PeerEvent::KeyframeRequest { kind: MediaKind::Audio });
+        }
+        Ok(())
+    }
+
+    fn on_reports(&mut self, now: Instant, reports: crate::rtcp::wire::ReportBlocks<'_>) {
+        for rb in reports {
+            for t in [self.video.as_mut(), self.audio.as_mut()].into_iter().flatten() {
+                if t.local_ssrc == rb.ssrc {
+                    t.on_report_block(now, &rb);
+                }
+            }
+        }
+    }
+
+    fn on_keyframe_request(&mut self, ssrc: u32, flags: &mut [bool; 2]) {
+        for (i, t) in [self.video.as_mut(), self.audio.as_mut()].into_iter().enumerate() {
+            if let Some(t) = t.filter(|t| t.local_ssrc == ssrc) {
+                t.stats.keyframe_requests_received += 1;
+                flags[i] = true;
+            }
+        }
+    }
+
+    /// Ask the remote for a keyframe of the video we receive (PLI).
+    pub fn request_keyframe(&mut self) -> Result<(), PeerError> {
+        let t = self
+            .video
+            .as_mut()
+            .filter(|t| t.direction.receives() && t.feedback.contains(Feedback::PLI))
+            .ok_or(PeerError::NotSending)?;
+        t.pli_pending = true;
+        Ok(())
+    }
+
+    /// Start sending one frame of `kind` with RTP timestamp `timestamp`
+    /// (90 kHz for video, the codec clock for audio). H.264 frames are
+    /// Annex-B access units; VP8 frames are raw; Opus one packet; G.711
+    /// samples. Drain the returned writer with
+    /// [`MediaWriter::next_packet`] to get the SRTP datagrams.
+    pub fn send_frame<'p, 'f>(
+        &'p mut self,
+        now: Instant,
+        kind: MediaKind,
+        frame: &'f [u8],
+        timestamp: u32,
+    ) -> Result<MediaWriter<'p, 'f, STREAMS>, PeerError> {
+        let destination = self.ice.selected.ok_or(PeerError::NotSending)?;
+        let srtp = self.srtp_tx.as_mut().ok_or(PeerError::NotSending)?;
+        let track = match kind {
+            MediaKind::Video => self.video.as_mut(),
+            MediaKind::Audio => self.audio.as_mut(),
+            _ => None,
+        };
+        let track = track.filter(|t| t.direction.sends()).ok_or(PeerError::NotSending)?;
+        track.last_rtp = Some((now, timestamp));
+        track.stats.frames_sent += 1;
+        let payloader = match track.codec {
+            CodecChoice::H264ConstrainedBaseline | CodecChoice::H264Baseline => {
+                AnyPayloader::H264(H264Payloader::new(frame))
+            }
+            CodecChoice::Vp8 => {
+                track.vp8_picture_id = track.vp8_picture_id.wrapping_add(1) & 0x7fff;
+                AnyPayloader::Vp8(Vp8Payloader::new(frame, track.vp8_picture_id))
+            }
+            CodecChoice::Opus => AnyPayloader::Opus(OpusPayloader::new(frame)),
+            CodecChoice::Pcmu | CodecChoice::Pcma => AnyPayloader::G711(G711Payloader::new(frame, 160)),
+        };
+        Ok(MediaWriter {
+            packets: track.packetizer.frame(payloader, timestamp),
+            srtp,
+            stats: &mut track.stats,
+            destination,
+        })
+    }
+
+    /// Write the next datagram to send into `buf` (at least the MTU).
+    pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit> {
+        while let Some(r) = self.ice.poll_transmit(buf) {
+            if let Ok((destination, len)) = r {
+                return Some(Transmit { source: None, destination, len });
+            }
+        }
+        let destination = self.ice.selected?;
+        if let Some(d) = self.dtls.as_mut() {
+            if let Some(len) = d.poll_transmit(now, buf) {
+                return Some(Transmit { source: None, destination, len });
+            }
+        }
+        if self.state == PeerState::Connected {
+            if let Some(len) = self.write_rtcp(now, buf) {
+                return Some(Transmit { source: None, destination, len });
+            }
+        }
+        None
+    }
+
+    fn write_rtcp(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
+        let due = self.next_rtcp.is_some_and(|t| now >= t);
+        let pli = self.video.as_ref().is_some_and(|t| t.pli_pending && t.remote_ssrc.is_some());
+        if !due && !pli {
+            return None;
+        }
+        let limit = usize::from(self.config.mtu).min(buf.len()).checked_sub(SRTCP_MAX_OVERHEAD)?;
+        let mut w = CompoundWriter::new(buf.get_mut(..limit)?);
+        let ntp = ntp_from_instant(now);
+        if due {
+            self.next_rtcp = Some(now + self.config.rtcp_interval);
+            let mut blocks: Vec<crate::rtcp::wire::ReportBlock, 2> = Vec::new();
+            for t in [self.video.as_mut(), self.audio.as_mut()].into_iter().flatten() {
+                if let Some(b) = t.report_block(now) {
+                    let _ = blocks.push(b);
+                }
+            }
+            let mut first = true;
+            let mut reporter = self.audio_ssrc;
+            for t in [self.video.as_ref(), self.audio.as_ref()].into_iter().flatten() {
+                if !t.direction.sends() || t.last_rtp.is_none() {
+                    continue;
+                }
+                let info = SenderInfo {
+                    ntp_time: ntp,
+                    rtp_time: t.rtp_time_at(now),
+                    packet_count: t.stats.packets_sent as u32,
+                    octet_count: t.stats.bytes_sent as u32,
+                };
+                let rbs: &[_] = if first { &blocks } else { &[] };
+                w.sender_report(t.local_ssrc, &info, rbs).ok()?;
+                if first {
+                    reporter = t.local_ssrc;
+                }
+                first = false;
+            }
+            if first {
+                w.receiver_report(reporter, &blocks).ok()?;
+            }
+            w.sdes_cname(reporter, self.cname.as_bytes()).ok()?;
+        }
+        if let Some(t) = self.video.as_mut().filter(|t| t.pli_pending) {
+            if let Some(remote) = t.remote_ssrc {
+                w.pli(t.local_ssrc, remote).ok()?;
+                t.pli_pending = false;
+                t.stats.keyframe_requests_sent += 1;
+            }
+        }
+        let len = w.len();
+        if len == 0 {
+            return None;
+        }
+        self.srtp_tx.as_mut()?.protect_rtcp(buf, len).ok()
+    }
+
+    pub fn poll_event(&mut self) -> Option<PeerEvent> {
+        self.events.pop_front()
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) is next due.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.state == PeerState::Closed {
+            return None;
+        }
+        let dtls = self.dtls.as_ref().and_then(|d| d.poll_timeout());
+        let consent = self.ice.last_check.filter(|_| self.connected_at.is_some()).map(|t| t + self.config.consent_timeout);
+        [dtls, self.next_rtcp, consent].into_iter().flatten().min()
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if let Some(d) = self.dtls.as_mut() {
+            d.handle_timeout(now);
+        }
+        self.drain_dtls(now);
+        if self.connected_at.is_some() {
+            if let Some(last) = self.ice.last_check {
+                if now >= last + self.config.consent_timeout {
+                    self.fail(PeerFailure::ConsentLost);
+                }
+            }
+        }
+    }
+
+    /// Close the session (DTLS close_notify is queued for `poll_transmit`).
+    pub fn close(&mut self) {
+        if let Some(d) = self.dtls.as_mut() {
+            d.close();
+        }
+        self.state = PeerState::Closed;
+    }
+
+    pub fn stats(&self) -> PeerStats {
+        PeerStats {
+            state: self.state,
+            selected_remote: self.ice.selected,
+            nominated: self.ice.nominated,
+            ice: self.ice.stats,
+            video: self.video.as_ref().map(|t| t.stats).unwrap_or_default(),
+            audio: self.audio.as_ref().map(|t| t.stats).unwrap_or_default(),
+            srtp_dropped: self.srtp_dropped,
+            datagrams_dropped: self.datagrams_dropped,
+        }
+    }
+
+    /// The negotiated codec and payload type of `kind`, if any.
+    pub fn codec(&self, kind: MediaKind) -> Option<(CodecChoice, u8)> {
+        let t = match kind {
+            MediaKind::Video => self.video.as_ref(),
+            MediaKind::Audio => self.audio.as_ref(),
+            _ => None,
+        };
+        t.map(|t| (t.codec, t.payload_type))
+    }
+}
+
+/// What negotiation decided, copied out of the borrowed descriptions.
+struct Outcome {
+    ufrag: String<MAX_UFRAG_LEN>,
+    pwd: String<MAX_PWD_LEN>,
+    fingerprint: crate::dtls::Fingerprint,
+    local_setup: Setup,
+    media: Vec<sdp::NegotiatedMedia<'static>, { sdp::MAX_MEDIA_SECTIONS }>,
+}
+
+impl Outcome {
+    fn of(neg: &sdp::Negotiated<'_>) -> Result<Outcome, PeerError> {
+        let mut media = Vec::new();
+        for m in &neg.media {
+            let _ = media.push(sdp::NegotiatedMedia { mid: "", ..*m });
+        }
+        Ok(Outcome {
+            ufrag: String::try_from(neg.remote_ice_ufrag).map_err(|_| PeerError::CredentialsTooLong)?,
+            pwd: String::try_from(neg.remote_ice_pwd).map_err(|_| PeerError::CredentialsTooLong)?,
+            fingerprint: to_dtls_fingerprint(&neg.remote_fingerprint)?,
+            local_setup: neg.local_setup,
+            media,
+        })
+    }
+}
+
+enum AnyPayloader<'f> {
+    H264(H264Payloader<'f>),
+    Vp8(Vp8Payloader<'f>),
+    Opus(OpusPayloader<'f>),
+    G711(G711Payloader<'f>),
+}
+
+impl core::fmt::Debug for AnyPayloader<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("AnyPayloader")
+    }
+}
+
+impl Payloader for AnyPayloader<'_> {
+    fn next_payload(&mut self, buf: &mut [u8]) -> Option<Result<Chunk, crate::rtp::Error>> {
+        match self {
+            AnyPayloader::H264(p) => p.next_payload(buf),
+            AnyPayloader::Vp8(p) => p.next_payload(buf),
+            AnyPayloader::Opus(p) => p.next_payload(buf),
+            AnyPayloader::G711(p) => p.next_payload(buf),
+        }
+    }
+}
+
+/// The SRTP datagrams of one frame, written one at a time.
+#[allow(private_interfaces)]
+#[derive(Debug)]
+pub struct MediaWriter<'p, 'f, const STREAMS: usize> {
+    packets: FramePackets<'p, AnyPayloader<'f>>,
+    srtp: &'p mut SrtpContextN<STREAMS>,
+    stats: &'p mut TrackStats,
+    destination: SocketAddr,
+}
+
+impl<const STREAMS: usize> MediaWriter<'_, '_, STREAMS> {
+    /// Write the next protected packet into `buf` (at least the MTU);
+    /// `None` when the frame is done.
+    pub fn next_packet(&mut self, buf: &mut [u8]) -> Option<Result<Transmit, PeerError>> {
+        let len = match self.packets.next_packet(buf)? {
+            Ok(n) => n,
+            Err(e) => return Some(Err(PeerError::Rtp(e))),
+        };
+        let payload = RtpPacket::new_checked(&buf[..len]).map(|p| p.payload().len()).unwrap_or(0);
+        match self.srtp.protect_rtp(buf, len) {
+            Ok(n) => {
+                self.stats.packets_sent += 1;
+                self.stats.bytes_sent += payload as u64;
+                Some(Ok(Transmit { source: None, destination: self.destination, len: n }))
+            }
+            Err(e) => Some(Err(PeerError::Srtp(e))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

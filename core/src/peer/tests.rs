@@ -1,0 +1,222 @@
+//! Two sessions in one process over a lossless in-memory link. Both are
+//! ICE-lite, so the test plays the controlling agent's part by sending each
+//! one a nominating Binding request "from" the other.
+
+extern crate std;
+use std::string::ToString;
+use std::vec::Vec as StdVec;
+
+use super::*;
+use crate::stun::{Class, MessageBuilder, Method};
+use rand_chacha::rand_core::SeedableRng;
+use rand_chacha::ChaCha20Rng;
+
+const CAM: &str = "10.0.0.1:5000";
+const VIEW: &str = "10.0.0.2:6000";
+
+fn addr(s: &str) -> SocketAddr {
+    s.parse().unwrap()
+}
+
+/// A Binding request the way a controlling full agent checks `to`.
+fn check(to: &Peer, from: &Peer, buf: &mut [u8]) -> usize {
+    let mut user: String<64> = String::new();
+    let _ = write!(user, "{}:{}", to.ice.local_ufrag, from.ice.local_ufrag);
+    let mut b = MessageBuilder::new(buf, Method::BINDING, Class::Request, &[7; 12]).unwrap();
+    b.username(&user).unwrap();
+    b.priority(1 << 24).unwrap();
+    b.ice_controlling(42).unwrap();
+    b.raw(crate::stun::attr::USE_CANDIDATE, &[]).unwrap();
+    b.message_integrity(to.ice.local_pwd.as_bytes()).unwrap();
+    b.fingerprint().unwrap();
+    b.finish()
+}
+
+struct Pair {
+    cam: Peer,
+    view: Peer,
+    now: Instant,
+    rng: ChaCha20Rng,
+    /// RTP payloads the viewer received: (kind, seq, len).
+    received: StdVec<(MediaKind, u16, usize)>,
+    cam_events: StdVec<PeerEvent>,
+    view_events: StdVec<PeerEvent>,
+}
+
+impl Pair {
+    fn new(seed: u64, view_cfg: PeerConfig) -> Pair {
+        let mut rng = ChaCha20Rng::seed_from_u64(seed);
+        let mut cam = Peer::new(PeerConfig::camera(), &mut rng);
+        let mut view = Peer::new(view_cfg, &mut rng);
+        cam.add_local_candidate(addr(CAM)).unwrap();
+        view.add_local_candidate(addr(VIEW)).unwrap();
+        let now = Instant::from_secs(1);
+        let mut offer = [0u8; 4096];
+        let n = cam.create_offer(&mut offer).unwrap();
+        let offer = core::str::from_utf8(&offer[..n]).unwrap();
+        let mut answer = [0u8; 4096];
+        let m = view.accept_offer(now, offer, &mut answer, &mut rng).unwrap();
+        let answer = core::str::from_utf8(&answer[..m]).unwrap();
+        cam.set_remote_answer(now, answer, &mut rng).unwrap();
+        Pair { cam, view, now, rng, received: StdVec::new(), cam_events: StdVec::new(), view_events: StdVec::new() }
+    }
+
+    fn kick_ice(&mut self) {
+        let mut buf = [0u8; 256];
+        let n = check(&self.cam, &self.view, &mut buf);
+        self.cam.handle_receive(self.now, addr(VIEW), &mut buf[..n]).unwrap();
+        let n = check(&self.view, &self.cam, &mut buf);
+        self.view.handle_receive(self.now, addr(CAM), &mut buf[..n]).unwrap();
+    }
+
+    /// Exchange datagrams until both are idle, then advance to the next timeout.
+    fn step(&mut self) {
+        let mut buf = [0u8; 1500];
+        loop {
+            let mut moved = false;
+            while let Some(t) = self.cam.poll_transmit(self.now, &mut buf) {
+                assert_eq!(t.destination, addr(VIEW));
+                if let Ok(Some(p)) = self.view.handle_receive(self.now, addr(CAM), &mut buf[..t.len]) {
+                    self.received.push((p.kind, p.sequence_number, p.payload_len));
+                }
+                moved = true;
+            }
+            while let Some(t) = self.view.poll_transmit(self.now, &mut buf) {
+                assert_eq!(t.destination, addr(CAM));
+                let _ = self.cam.handle_receive(self.now, addr(VIEW), &mut buf[..t.len]);
+                moved = true;
+            }
+            while let Some(e) = self.cam.poll_event() {
+                self.cam_events.push(e);
+            }
+            while let Some(e) = self.view.poll_event() {
+                self.view_events.push(e);
+            }
+            if !moved {
+                break;
+            }
+        }
+        let next = [self.cam.poll_timeout(), self.view.poll_timeout()].into_iter().flatten().min();
+        if let Some(t) = next {
+            self.now = self.now.max(t);
+            self.cam.handle_timeout(self.now);
+            self.view.handle_timeout(self.now);
+        }
+    }
+
+    fn connect(&mut self) {
+        self.kick_ice();
+        for _ in 0..50 {
+            self.step();
+            if self.cam.state() == PeerState::Connected && self.view.state() == PeerState::Connected {
+                return;
+            }
+        }
+        panic!("not connected: cam {:?} view {:?}", self.cam.stats(), self.view.stats());
+    }
+}
+
+#[test]
+fn camera_to_viewer_h264_and_opus() {
+    let mut p = Pair::new(1, PeerConfig::viewer());
+    p.connect();
+    assert!(p.cam_events.contains(&PeerEvent::Connected));
+    assert!(p.view_events.contains(&PeerEvent::Connected));
+    assert_eq!(p.cam.codec(MediaKind::Video), Some((CodecChoice::H264ConstrainedBaseline, 102)));
+    // A 5 KB H.264 access unit: SPS, PPS, IDR.
+    let mut au = StdVec::new();
+    for (nal, len) in [(0x67u8, 10usize), (0x68, 4), (0x65, 5000)] {
+        au.extend_from_slice(&[0, 0, 0, 1, nal]);
+        au.extend((0..len).map(|i| i as u8));
+    }
+    let mut buf = [0u8; 1500];
+    for frame in 0..10u32 {
+        let mut datagrams = StdVec::new();
+        let mut w = p.cam.send_frame(p.now, MediaKind::Video, &au, frame * 3000).unwrap();
+        while let Some(t) = w.next_packet(&mut buf) {
+            let t = t.unwrap();
+            assert!(t.len <= 1200);
+            datagrams.push(buf[..t.len].to_vec());
+        }
+        let mut w = p.cam.send_frame(p.now, MediaKind::Audio, &[0xfc; 80], frame * 960).unwrap();
+        while let Some(t) = w.next_packet(&mut buf) {
+            datagrams.push(buf[..t.unwrap().len].to_vec());
+        }
+        for mut d in datagrams {
+            if let Some(m) = p.view.handle_receive(p.now, addr(CAM), &mut d).unwrap() {
+                p.received.push((m.kind, m.sequence_number, m.payload_len));
+                if m.kind == MediaKind::Audio {
+                    assert_eq!(&d[m.payload_offset..][..m.payload_len], &[0xfc; 80]);
+                }
+            }
+        }
+        p.step();
+    }
+    let video = p.received.iter().filter(|r| r.0 == MediaKind::Video).count();
+    let audio = p.received.iter().filter(|r| r.0 == MediaKind::Audio).count();
+    let cs = p.cam.stats();
+    let vs = p.view.stats();
+    assert_eq!(video as u64, cs.video.packets_sent);
+    assert!(video >= 50, "{video} video packets");
+    assert_eq!(audio, 10);
+    assert_eq!(vs.video.packets_received, cs.video.packets_sent);
+    assert_eq!(vs.video.bytes_received, cs.video.bytes_sent);
+    assert_eq!(vs.video.packets_lost, 0);
+    // Viewer asks for a keyframe; camera surfaces it.
+    p.view.request_keyframe().unwrap();
+    p.step();
+    assert!(p.cam_events.contains(&PeerEvent::KeyframeRequest { kind: MediaKind::Video }));
+    assert_eq!(p.cam.stats().video.keyframe_requests_received, 1);
+    // Reports flowed both ways: RTT known on the camera's side.
+    for _ in 0..5 {
+        p.step();
+    }
+    assert!(p.cam.stats().video.rtt_us > 0, "{:?}", p.cam.stats());
+    std::println!("size_of::<Peer>() = {} bytes", core::mem::size_of::<Peer>());
+}
+
+#[test]
+fn wrong_fingerprint_fails_closed() {
+    let mut rng = ChaCha20Rng::seed_from_u64(9);
+    let mut cam = Peer::new(PeerConfig::camera(), &mut rng);
+    let mut view = Peer::new(PeerConfig::viewer(), &mut rng);
+    cam.add_local_candidate(addr(CAM)).unwrap();
+    let now = Instant::from_secs(1);
+    let mut offer = [0u8; 4096];
+    let n = cam.create_offer(&mut offer).unwrap();
+    // Tamper with the fingerprint in the offer.
+    let text = std::string::String::from_utf8(offer[..n].to_vec()).unwrap();
+    let fp = cam.local_fingerprint().to_string();
+    let bad_fp = Fingerprint::sha256([0xee; 32]).to_string();
+    let tampered = text.replace(&fp, &bad_fp);
+    assert_ne!(tampered, text);
+    let mut answer = [0u8; 4096];
+    let m = view.accept_offer(now, &tampered, &mut answer, &mut rng).unwrap();
+    cam.set_remote_answer(now, core::str::from_utf8(&answer[..m]).unwrap(), &mut rng).unwrap();
+    let mut p = Pair { cam, view, now, rng, received: StdVec::new(), cam_events: StdVec::new(), view_events: StdVec::new() };
+    p.kick_ice();
+    for _ in 0..20 {
+        p.step();
+    }
+    assert!(p.view_events.iter().any(|e| matches!(e, PeerEvent::Failed(PeerFailure::Dtls(DtlsFailure::FingerprintMismatch)))), "{:?}", p.view_events);
+    assert_ne!(p.cam.state(), PeerState::Connected);
+    assert!(p.cam.send_frame(p.now, MediaKind::Video, &[0, 0, 0, 1, 0x65, 1], 0).is_err());
+    let _ = &mut p.rng;
+}
+
+#[test]
+fn malformed_sdp_is_a_clear_error() {
+    let mut rng = ChaCha20Rng::seed_from_u64(3);
+    let mut view = Peer::new(PeerConfig::viewer(), &mut rng);
+    let mut out = [0u8; 4096];
+    let e = view.accept_offer(Instant::ZERO, "v=0\r\nm=video x UDP/TLS/RTP/SAVPF 96\r\n", &mut out, &mut rng);
+    assert_eq!(e, Err(PeerError::Sdp(sdp::Error { line: 2, kind: sdp::ErrorKind::Media })));
+    let e = view.accept_offer(Instant::ZERO, "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=rtpmap:96 VP8/90000\r\n", &mut out, &mut rng);
+    assert_eq!(e, Err(PeerError::Negotiation(NegotiationError::MissingIceCredentials)));
+    assert_eq!(view.state(), PeerState::New);
+    // Garbage datagrams never panic.
+    for first in [0u8, 4, 20, 64, 128, 200, 255] {
+        let mut d = [first, 1, 2, 3, 4, 5, 6, 7];
+        let _ = view.handle_receive(Instant::ZERO, addr(CAM), &mut d);
+    }
+}
