@@ -7,3 +7,4 @@ pub mod netsim;
 /// libsrtp2 through a small C shim (when the build found libsrtp2).
 #[cfg(have_libsrtp)]
 pub mod libsrtp;
+pub mod driver;

@@ -1,0 +1,227 @@
+//! A std driver for a [`Peer`]: one UDP socket, the real monotonic clock,
+//! and the sans-IO loop (feed datagrams and timeouts in, drain transmits
+//! and events out).
+//!
+//! ```no_run
+//! use host_tests::driver::PeerDriver;
+//! use rand::SeedableRng;
+//! use tinyrtc::peer::{Peer, PeerConfig};
+//! let mut rng = rand_chacha::ChaCha20Rng::from_entropy();
+//! let peer = Peer::new(PeerConfig::camera(), &mut rng);
+//! let mut d = PeerDriver::bind(peer, "127.0.0.1:0".parse().unwrap()).unwrap();
+//! // ... exchange SDP, then:
+//! d.run_for(std::time::Duration::from_millis(100));
+//! ```
+
+use std::io;
+use std::net::{SocketAddr, UdpSocket};
+use std::time::{Duration, Instant as StdInstant};
+
+use tinyrtc::peer::{MediaPacket, Peer, PeerEvent, PeerState};
+use tinyrtc::sdp::MediaKind;
+use tinyrtc::Instant;
+
+/// A received media packet with its payload copied out.
+#[derive(Debug, Clone)]
+pub struct ReceivedMedia {
+    pub info: MediaPacket,
+    pub payload: Vec<u8>,
+}
+
+/// Owns a [`Peer`] and the socket it talks through.
+#[derive(Debug)]
+pub struct PeerDriver {
+    pub peer: Peer,
+    pub socket: UdpSocket,
+    pub local: SocketAddr,
+    start: StdInstant,
+    /// Datagrams from sources this returns `false` for are dropped before
+    /// the peer sees them (tests use it to keep to loopback).
+    pub accept_source: fn(SocketAddr) -> bool,
+    /// Events seen so far.
+    pub events: Vec<PeerEvent>,
+    /// Media received so far (payloads copied).
+    pub received: Vec<ReceivedMedia>,
+    /// Datagrams dropped by `accept_source`.
+    pub foreign_dropped: u64,
+    buf: Vec<u8>,
+}
+
+fn any_source(_: SocketAddr) -> bool {
+    true
+}
+
+impl PeerDriver {
+    /// Bind `addr` and announce it as the peer's host candidate.
+    pub fn bind(mut peer: Peer, addr: SocketAddr) -> io::Result<PeerDriver> {
+        let socket = UdpSocket::bind(addr)?;
+        let local = socket.local_addr()?;
+        peer.add_local_candidate(local).map_err(|e| io::Error::other(format!("{e:?}")))?;
+        Ok(PeerDriver {
+            peer,
+            socket,
+            local,
+            start: StdInstant::now(),
+            accept_source: any_source,
+            events: Vec::new(),
+            received: Vec::new(),
+            foreign_dropped: 0,
+            buf: vec![0u8; 2048],
+        })
+    }
+
+    /// The peer's clock: microseconds since the driver started.
+    pub fn now(&self) -> Instant {
+        Instant::from_micros(self.start.elapsed().as_micros() as u64)
+    }
+
+    /// Send everything the peer has queued.
+    pub fn flush(&mut self) -> io::Result<()> {
+        let now = self.now();
+        while let Some(t) = self.peer.poll_transmit(now, &mut self.buf) {
+            self.socket.send_to(&self.buf[..t.len], t.destination)?;
+        }
+        while let Some(e) = self.peer.poll_event() {
+            self.events.push(e);
+        }
+        Ok(())
+    }
+
+    /// One turn of the loop: flush, wait for a datagram (at most until the
+    /// peer's next timeout or `max_wait`), handle it or the timeout, flush.
+    pub fn turn(&mut self, max_wait: Duration) -> io::Result<()> {
+        self.flush()?;
+        let now = self.now();
+        let wait = match self.peer.poll_timeout() {
+            Some(t) => Duration::from_micros(t.as_micros().saturating_sub(now.as_micros())).min(max_wait),
+            None => max_wait,
+        };
+        self.socket.set_read_timeout(Some(wait.max(Duration::from_micros(200))))?;
+        let mut rx = [0u8; 2048];
+        match self.socket.recv_from(&mut rx) {
+            Ok((n, from)) => {
+                if (self.accept_source)(from) {
+                    let now = self.now();
+                    if let Ok(Some(m)) = self.peer.handle_receive(now, from, &mut rx[..n]) {
+                        let payload = rx[m.payload_offset..][..m.payload_len].to_vec();
+                        self.received.push(ReceivedMedia { info: m, payload });
+                    }
+                } else {
+                    self.foreign_dropped += 1;
+                }
+            }
+            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {}
+            Err(e) => return Err(e),
+        }
+        let now = self.now();
+        if self.peer.poll_timeout().is_some_and(|t| t <= now) {
+            self.peer.handle_timeout(now);
+        }
+        self.flush()
+    }
+
+    /// Run the loop for `d` of real time.
+    pub fn run_for(&mut self, d: Duration) {
+        let end = StdInstant::now() + d;
+        while StdInstant::now() < end {
+            let left = end.saturating_duration_since(StdInstant::now());
+            if let Err(e) = self.turn(left.min(Duration::from_millis(20))) {
+                panic!("driver socket error: {e}");
+            }
+        }
+    }
+
+    /// Run until the peer is connected (or closed, or `timeout`).
+    pub fn run_until_connected(&mut self, timeout: Duration) -> bool {
+        let end = StdInstant::now() + timeout;
+        while StdInstant::now() < end {
+            match self.peer.state() {
+                PeerState::Connected => return true,
+                PeerState::Closed => return false,
+                _ => {}
+            }
+            self.run_for(Duration::from_millis(10));
+        }
+        self.peer.state() == PeerState::Connected
+    }
+
+    /// Packetize, protect and send one frame.
+    pub fn send_frame(&mut self, kind: MediaKind, frame: &[u8], rtp_timestamp: u32) -> io::Result<usize> {
+        let now = self.now();
+        let mut out = vec![0u8; 2048];
+        let mut sent = 0;
+        let mut w = self
+            .peer
+            .send_frame(now, kind, frame, rtp_timestamp)
+            .map_err(|e| io::Error::other(format!("send_frame: {e:?}")))?;
+        while let Some(t) = w.next_packet(&mut out) {
+            let t = t.map_err(|e| io::Error::other(format!("packet: {e:?}")))?;
+            self.socket.send_to(&out[..t.len], t.destination)?;
+            sent += 1;
+        }
+        Ok(sent)
+    }
+}
+
+/// Keep only 127.0.0.1 sources.
+pub fn loopback_v4(addr: SocketAddr) -> bool {
+    match addr {
+        SocketAddr::V4(a) => a.ip().is_loopback(),
+        SocketAddr::V6(_) => false,
+    }
+}
+
+/// Split an H.264 Annex-B stream into access units (one per frame for
+/// single-slice streams such as x264 baseline output): a new unit starts
+/// at an AUD or SPS, or at a slice when the current unit already has one.
+pub fn h264_access_units(stream: &[u8]) -> Vec<Vec<u8>> {
+    // Find start codes and cut the stream into NAL units (with start codes).
+    let mut starts = Vec::new();
+    let mut i = 0;
+    while i + 3 <= stream.len() {
+        if stream[i] == 0 && stream[i + 1] == 0 && stream[i + 2] == 1 {
+            let s = if i > 0 && stream[i - 1] == 0 { i - 1 } else { i };
+            starts.push((s, i + 3));
+            i += 3;
+        } else {
+            i += 1;
+        }
+    }
+    let mut units: Vec<Vec<u8>> = Vec::new();
+    let mut cur: Vec<u8> = Vec::new();
+    let mut has_slice = false;
+    for (k, &(s, body)) in starts.iter().enumerate() {
+        let end = starts.get(k + 1).map(|n| n.0).unwrap_or(stream.len());
+        let Some(&header) = stream.get(body) else { continue };
+        let ty = header & 0x1f;
+        let is_slice = ty == 1 || ty == 5;
+        if (ty == 9 || ty == 7 || (is_slice && has_slice)) && !cur.is_empty() {
+            units.push(std::mem::take(&mut cur));
+            has_slice = false;
+        }
+        cur.extend_from_slice(&stream[s..end]);
+        has_slice |= is_slice;
+    }
+    if !cur.is_empty() {
+        units.push(cur);
+    }
+    units
+}
+
+/// Frames of an IVF file (VP8 from ffmpeg `-f ivf`).
+pub fn ivf_frames(data: &[u8]) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    if data.len() < 32 || &data[..4] != b"DKIF" {
+        return out;
+    }
+    let header_len = u16::from_le_bytes([data[6], data[7]]) as usize;
+    let mut i = header_len;
+    while i + 12 <= data.len() {
+        let len = u32::from_le_bytes([data[i], data[i + 1], data[i + 2], data[i + 3]]) as usize;
+        let start = i + 12;
+        let Some(frame) = data.get(start..start + len) else { break };
+        out.push(frame.to_vec());
+        i = start + len;
+    }
+    out
+}
