@@ -4,7 +4,7 @@
 pub mod chromium;
 pub mod netsim;
 
+pub mod driver;
 /// libsrtp2 through a small C shim (when the build found libsrtp2).
 #[cfg(have_libsrtp)]
 pub mod libsrtp;
-pub mod driver;

@@ -35,13 +35,28 @@ fn ffmpeg_missing() -> Option<String> {
 
 fn clip(dir: &Path, vp8: bool) -> Vec<Vec<u8>> {
     let (out, args): (PathBuf, &[&str]) = if vp8 {
-        (dir.join("clip.ivf"), &["-c:v", "libvpx", "-b:v", "300k", "-g", "15", "-deadline", "realtime", "-cpu-used", "8", "-f", "ivf"])
+        (
+            dir.join("clip.ivf"),
+            &["-c:v", "libvpx", "-b:v", "300k", "-g", "15", "-deadline", "realtime", "-cpu-used", "8", "-f", "ivf"],
+        )
     } else {
         (
             dir.join("clip.h264"),
             &[
-                "-c:v", "libx264", "-profile:v", "baseline", "-level", "3.1", "-pix_fmt", "yuv420p", "-bf", "0",
-                "-x264-params", "keyint=15:scenecut=0:repeat-headers=1", "-f", "h264",
+                "-c:v",
+                "libx264",
+                "-profile:v",
+                "baseline",
+                "-level",
+                "3.1",
+                "-pix_fmt",
+                "yuv420p",
+                "-bf",
+                "0",
+                "-x264-params",
+                "keyint=15:scenecut=0:repeat-headers=1",
+                "-f",
+                "h264",
             ],
         )
     };
@@ -121,7 +136,12 @@ fn offer_case(test: &str, config: PeerConfig, vp8: bool, seed: u64) {
     d.peer.set_remote_answer(now, &answer, &mut rng).unwrap();
     let want = if vp8 { CodecChoice::Vp8 } else { CodecChoice::H264ConstrainedBaseline };
     assert_eq!(d.peer.codec(MediaKind::Video).map(|c| c.0), Some(want));
-    assert!(d.run_until_connected(Duration::from_secs(20)), "not connected: {:?} events {:?}", d.peer.stats(), d.events);
+    assert!(
+        d.run_until_connected(Duration::from_secs(20)),
+        "not connected: {:?} events {:?}",
+        d.peer.stats(),
+        d.events
+    );
     stream(&mut d, &frames);
     d.run_for(Duration::from_millis(1500));
     let stats = chromium.stats().unwrap();
@@ -130,7 +150,11 @@ fn offer_case(test: &str, config: PeerConfig, vp8: bool, seed: u64) {
     let ours = d.peer.stats();
     eprintln!(
         "{test}: frames sent {} decoded {decoded}; video packets sent {} received {}; rtt {} us; pair {:?}",
-        ours.video.frames_sent, ours.video.packets_sent, video["packetsReceived"], ours.video.rtt_us, ours.selected_remote
+        ours.video.frames_sent,
+        ours.video.packets_sent,
+        video["packetsReceived"],
+        ours.video.rtt_us,
+        ours.selected_remote
     );
     assert_eq!(ours.video.frames_sent, 75);
     assert!(decoded * 10 >= 75 * 9, "framesDecoded {decoded} < 90% of 75");
@@ -226,10 +250,9 @@ fn b_chromium_offers_tinyrtc_answers_with_trickle() {
     assert!(out_video["pliCount"].as_u64().unwrap_or(0) >= 1, "Chromium counted our PLI");
     assert_loopback_pair(&stats);
     // The H.264 payloads are real: some carry SPS NAL units (type 7, directly or in STAP-A).
-    let sps = d
-        .received
-        .iter()
-        .filter(|m| m.info.kind == MediaKind::Video)
-        .any(|m| m.payload.first().map(|b| b & 0x1f) == Some(7) || (m.payload.first().map(|b| b & 0x1f) == Some(24) && m.payload.get(3).map(|b| b & 0x1f) == Some(7)));
+    let sps = d.received.iter().filter(|m| m.info.kind == MediaKind::Video).any(|m| {
+        m.payload.first().map(|b| b & 0x1f) == Some(7)
+            || (m.payload.first().map(|b| b & 0x1f) == Some(24) && m.payload.get(3).map(|b| b & 0x1f) == Some(7))
+    });
     assert!(sps, "an SPS was received");
 }

@@ -145,11 +145,15 @@ pub enum PeerFailure {
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum PeerEvent {
     /// ICE selected (or re-selected) the remote address.
-    IceConnected { remote: SocketAddr },
+    IceConnected {
+        remote: SocketAddr,
+    },
     /// DTLS-SRTP is up: media can be sent.
     Connected,
     /// The remote asked for a keyframe (PLI or FIR) of our stream.
-    KeyframeRequest { kind: MediaKind },
+    KeyframeRequest {
+        kind: MediaKind,
+    },
     Failed(PeerFailure),
 }
 
@@ -422,7 +426,12 @@ impl<const HS: usize, const FLIGHT: usize, const APP: usize, const STREAMS: usiz
     }
 
     /// Apply the remote answer to our offer.
-    pub fn set_remote_answer(&mut self, now: Instant, sdp: &str, rng: &mut (impl RngCore + CryptoRng)) -> Result<(), PeerError> {
+    pub fn set_remote_answer(
+        &mut self,
+        now: Instant,
+        sdp: &str,
+        rng: &mut (impl RngCore + CryptoRng),
+    ) -> Result<(), PeerError> {
         if self.state != PeerState::HaveLocalOffer {
             return Err(PeerError::WrongState);
         }
@@ -622,7 +631,8 @@ impl<const HS: usize, const FLIGHT: usize, const APP: usize, const STREAMS: usiz
                 return Err(PeerError::Srtp(e));
             }
         };
-        let pkt = RtpPacket::new_checked(datagram.get(..len).ok_or(PeerError::UnknownPacket)?).map_err(PeerError::Rtp)?;
+        let pkt =
+            RtpPacket::new_checked(datagram.get(..len).ok_or(PeerError::UnknownPacket)?).map_err(PeerError::Rtp)?;
         let (ssrc, pt) = (pkt.ssrc(), pkt.payload_type());
         let track = [self.video.as_mut(), self.audio.as_mut()]
             .into_iter()
@@ -859,7 +869,8 @@ impl<const HS: usize, const FLIGHT: usize, const APP: usize, const STREAMS: usiz
             return None;
         }
         let dtls = self.dtls.as_ref().and_then(|d| d.poll_timeout());
-        let consent = self.ice.last_check.filter(|_| self.connected_at.is_some()).map(|t| t + self.config.consent_timeout);
+        let consent =
+            self.ice.last_check.filter(|_| self.connected_at.is_some()).map(|t| t + self.config.consent_timeout);
         [dtls, self.next_rtcp, consent].into_iter().flatten().min()
     }
 

@@ -193,12 +193,19 @@ fn wrong_fingerprint_fails_closed() {
     let mut answer = [0u8; 4096];
     let m = view.accept_offer(now, &tampered, &mut answer, &mut rng).unwrap();
     cam.set_remote_answer(now, core::str::from_utf8(&answer[..m]).unwrap(), &mut rng).unwrap();
-    let mut p = Pair { cam, view, now, rng, received: StdVec::new(), cam_events: StdVec::new(), view_events: StdVec::new() };
+    let mut p =
+        Pair { cam, view, now, rng, received: StdVec::new(), cam_events: StdVec::new(), view_events: StdVec::new() };
     p.kick_ice();
     for _ in 0..20 {
         p.step();
     }
-    assert!(p.view_events.iter().any(|e| matches!(e, PeerEvent::Failed(PeerFailure::Dtls(DtlsFailure::FingerprintMismatch)))), "{:?}", p.view_events);
+    assert!(
+        p.view_events
+            .iter()
+            .any(|e| matches!(e, PeerEvent::Failed(PeerFailure::Dtls(DtlsFailure::FingerprintMismatch)))),
+        "{:?}",
+        p.view_events
+    );
     assert_ne!(p.cam.state(), PeerState::Connected);
     assert!(p.cam.send_frame(p.now, MediaKind::Video, &[0, 0, 0, 1, 0x65, 1], 0).is_err());
     let _ = &mut p.rng;
@@ -211,7 +218,12 @@ fn malformed_sdp_is_a_clear_error() {
     let mut out = [0u8; 4096];
     let e = view.accept_offer(Instant::ZERO, "v=0\r\nm=video x UDP/TLS/RTP/SAVPF 96\r\n", &mut out, &mut rng);
     assert_eq!(e, Err(PeerError::Sdp(sdp::Error { line: 2, kind: sdp::ErrorKind::Media })));
-    let e = view.accept_offer(Instant::ZERO, "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=rtpmap:96 VP8/90000\r\n", &mut out, &mut rng);
+    let e = view.accept_offer(
+        Instant::ZERO,
+        "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=rtpmap:96 VP8/90000\r\n",
+        &mut out,
+        &mut rng,
+    );
     assert_eq!(e, Err(PeerError::Negotiation(NegotiationError::MissingIceCredentials)));
     assert_eq!(view.state(), PeerState::New);
     // Garbage datagrams never panic.

@@ -142,7 +142,7 @@ impl Track {
         self.recv.expected_prior = expected;
         self.recv.received_prior = received;
         let lost_int = exp_int.saturating_sub(rec_int);
-        let fraction_lost = if exp_int == 0 { 0 } else { ((lost_int << 8) / exp_int).min(255) as u8 };
+        let fraction_lost = (u64::from(lost_int) << 8).checked_div(u64::from(exp_int)).map_or(0, |f| f.min(255) as u8);
         let dlsr = match self.recv.last_sr_at {
             Some(at) => micros_to_units_1_65536(now.saturating_duration_since(at).as_micros()),
             None => 0,
