@@ -45,6 +45,7 @@ struct Entry<T> {
     /// When the next send (or the failure, once `sent == rc`) is due.
     next: Instant,
     sent: u8,
+    rc: u8,
     rto: Duration,
 }
 
@@ -70,8 +71,21 @@ impl<T: Copy, const N: usize> Transactions<T, N> {
     /// Register a transaction whose first request is due at `now`, with the
     /// configured RTO or `rto` if given (ICE computes its own, RFC 8445 14.3).
     pub fn start(&mut self, now: Instant, id: TransactionId, ctx: T, rto: Option<Duration>) -> Result<(), TableFull> {
+        self.start_with(now, id, ctx, rto, self.config.rc)
+    }
+
+    /// Like [`Self::start`] with its own request count `rc` (e.g. consent
+    /// checks, which are not worth retransmitting as long).
+    pub fn start_with(
+        &mut self,
+        now: Instant,
+        id: TransactionId,
+        ctx: T,
+        rto: Option<Duration>,
+        rc: u8,
+    ) -> Result<(), TableFull> {
         let rto = rto.unwrap_or(self.config.rto);
-        self.entries.push(Entry { id, ctx, next: now, sent: 0, rto }).map_err(|_| TableFull)
+        self.entries.push(Entry { id, ctx, next: now, sent: 0, rc: rc.max(1), rto }).map_err(|_| TableFull)
     }
 
     pub fn len(&self) -> usize {
@@ -109,20 +123,18 @@ impl<T: Copy, const N: usize> Transactions<T, N> {
     /// A request due for (re)transmission at `now`: the caller encodes and
     /// sends it. Its next deadline is scheduled as if it was sent at `now`.
     pub fn poll_due(&mut self, now: Instant) -> Option<(TransactionId, T)> {
-        let rc = self.config.rc.max(1);
         let rm = u64::from(self.config.rm);
-        let e = self.entries.iter_mut().filter(|e| e.next <= now && e.sent < rc).min_by_key(|e| e.next)?;
+        let e = self.entries.iter_mut().filter(|e| e.next <= now && e.sent < e.rc).min_by_key(|e| e.next)?;
         e.sent += 1;
         let wait =
-            if e.sent < rc { e.rto.saturating_mul(1u64 << (e.sent - 1).min(32)) } else { e.rto.saturating_mul(rm) };
+            if e.sent < e.rc { e.rto.saturating_mul(1u64 << (e.sent - 1).min(32)) } else { e.rto.saturating_mul(rm) };
         e.next = now + wait;
         Some((e.id, e.ctx))
     }
 
     /// A transaction that timed out at `now` (removed from the table).
     pub fn poll_expired(&mut self, now: Instant) -> Option<(TransactionId, T)> {
-        let rc = self.config.rc.max(1);
-        let i = self.entries.iter().position(|e| e.next <= now && e.sent >= rc)?;
+        let i = self.entries.iter().position(|e| e.next <= now && e.sent >= e.rc)?;
         let e = self.entries.swap_remove(i);
         Some((e.id, e.ctx))
     }
