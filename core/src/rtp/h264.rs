@@ -29,6 +29,8 @@ pub const STAP_A: u8 = 24;
 pub const FU_A: u8 = 28;
 
 const START_CODE: [u8; 4] = [0, 0, 0, 1];
+/// Most NAL units aggregated into one STAP-A (stack: 16 bytes each).
+pub const MAX_STAP_NALS: usize = 16;
 
 /// Iterator over the NAL units of an Annex-B byte stream (start codes and
 /// trailing zero bytes removed). Bytes before the first start code are skipped.
@@ -39,14 +41,14 @@ pub struct NalUnits<'a> {
     next: Option<usize>,
 }
 
-/// Position just past the first `00 00 01` at or after `from`.
+/// Position just past the first `00 00 01` at or after `from`. Searches
+/// for the rare pair `00 00` (SIMD where available), then checks the third byte.
 fn find_start_code(data: &[u8], from: usize) -> Option<usize> {
     let mut i = from;
     loop {
-        let rest = data.get(i..)?;
-        let j = memchr::memchr(1, rest)? + i;
-        if j >= 2 && j - 2 >= from && data[j - 1] == 0 && data[j - 2] == 0 {
-            return Some(j + 1);
+        let j = memchr::memmem::find(data.get(i..)?, &[0, 0])? + i;
+        if *data.get(j + 2)? == 1 {
+            return Some(j + 3);
         }
         i = j + 1;
     }
@@ -55,6 +57,27 @@ fn find_start_code(data: &[u8], from: usize) -> Option<usize> {
 impl<'a> NalUnits<'a> {
     pub fn new(annexb: &'a [u8]) -> Self {
         NalUnits { data: annexb, next: find_start_code(annexb, 0) }
+    }
+}
+
+impl<'a> NalUnits<'a> {
+    /// The next NAL unit if it is at most `limit` bytes long, found by
+    /// scanning no further than its end could be; and the iterator past it.
+    fn peek_within(&self, limit: usize) -> Option<(&'a [u8], NalUnits<'a>)> {
+        let start = self.next?;
+        let window_end = start.saturating_add(limit).saturating_add(4).min(self.data.len());
+        let (mut end, next) = match find_start_code(&self.data[..window_end], start) {
+            Some(n) => (n - 3, Some(n)),
+            None if window_end == self.data.len() => (self.data.len(), None),
+            None => return None,
+        };
+        while end > start && self.data[end - 1] == 0 {
+            end -= 1;
+        }
+        if end == start || end - start > limit {
+            return None;
+        }
+        Some((&self.data[start..end], NalUnits { data: self.data, next }))
     }
 }
 
@@ -151,41 +174,42 @@ impl Payloader for H264Payloader<'_> {
             self.fu = Some((nal, 0));
             return Some(self.fragment(buf));
         }
-        // Aggregate following NAL units into a STAP-A while they fit.
+        // Aggregate following NAL units into a STAP-A while they fit. Units
+        // after `pending` are looked at through a window the size of the room
+        // left, so a large unit behind small ones is scanned only once.
+        let fits = |total: usize, n: &[u8]| total + 2 + n.len() <= max && n.len() <= u16::MAX as usize;
         let mut total = 1 + 2 + nal.len();
-        let mut count = 1;
-        let mut look = self.nals.clone();
-        let mut next = self.pending;
-        while let Some(n) = next {
-            if total + 2 + n.len() > max || n.len() > u16::MAX as usize || nal.len() > u16::MAX as usize {
-                break;
+        let mut parts = heapless::Vec::<&[u8], MAX_STAP_NALS>::new();
+        match self.pending {
+            Some(p) if fits(total, nal) && fits(total, p) => {
+                let _ = parts.push(nal);
+                let _ = parts.push(p);
+                total += 2 + p.len();
+                while !parts.is_full() {
+                    let room = max.saturating_sub(total + 2);
+                    let Some((n, after)) = self.nals.peek_within(room) else { break };
+                    let _ = parts.push(n);
+                    total += 2 + n.len();
+                    self.nals = after;
+                }
+                self.pending = self.nals.next();
             }
-            total += 2 + n.len();
-            count += 1;
-            next = look.next();
-        }
-        if count == 1 {
-            buf[..nal.len()].copy_from_slice(nal);
-            return Some(Ok(Chunk { len: nal.len(), last: self.pending.is_none(), timestamp_offset: 0 }));
+            _ => {
+                buf[..nal.len()].copy_from_slice(nal);
+                return Some(Ok(Chunk { len: nal.len(), last: self.pending.is_none(), timestamp_offset: 0 }));
+            }
         }
         // STAP-A: F is the OR of the aggregated F bits, NRI their maximum.
         let (mut f, mut nri) = (0u8, 0u8);
         let mut at = 1;
-        let mut put = |n: &[u8]| {
+        for n in &parts {
             f |= n[0] & 0x80;
             nri = nri.max(n[0] & 0x60);
             buf[at..at + 2].copy_from_slice(&(n.len() as u16).to_be_bytes());
             buf[at + 2..at + 2 + n.len()].copy_from_slice(n);
             at += 2 + n.len();
-        };
-        put(nal);
-        for _ in 1..count {
-            let Some(n) = self.pending else { break };
-            put(n);
-            self.pending = self.nals.next();
         }
-        let f_nri = f | nri;
-        buf[0] = f_nri | STAP_A;
+        buf[0] = f | nri | STAP_A;
         Some(Ok(Chunk { len: at, last: self.pending.is_none(), timestamp_offset: 0 }))
     }
 }
