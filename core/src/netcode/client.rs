@@ -397,3 +397,6 @@ impl NetcodeClient {
         Some(next)
     }
 }
+
+#[cfg(test)]
+mod tests;

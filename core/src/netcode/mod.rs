@@ -28,6 +28,11 @@
 //!   created before the input authenticated: requests must decrypt with the
 //!   private key, responses with the client's key and the challenge key.
 //!
+//! Layouts follow the reference implementations and their golden vectors
+//! (24-byte XChaCha20 token nonce, 1078-byte connection request, address
+//! types 1 = IPv4 and 2 = IPv6); some text of STANDARD.md still describes the
+//! older 8-byte token sequence (1062-byte request) and address types 0/1.
+//!
 //! Left out: the loopback ("local") client mode of the reference
 //! implementation, which is not part of the standard.
 
