@@ -28,12 +28,16 @@ pub fn require_ffmpeg(test: &str) -> bool {
 
 /// Generate `dir/name` with `ffmpeg -y <args> dir/name` unless it exists.
 pub fn generate(dir: &Path, name: &str, args: &[&str]) -> PathBuf {
+    // Tests of one binary run on several threads: one generates, the others wait.
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
     std::fs::create_dir_all(dir).expect("create clip dir");
     let out = dir.join(name);
     if out.exists() && std::fs::metadata(&out).map(|m| m.len() > 0).unwrap_or(false) {
         return out;
     }
-    let tmp = dir.join(format!("{name}.part"));
+    // Unique per process: test binaries may run at the same time.
+    let tmp = dir.join(format!("{}.{name}.part", std::process::id()));
     let status = Command::new("ffmpeg")
         .args(["-hide_banner", "-loglevel", "error", "-y"])
         .args(args)

@@ -43,6 +43,20 @@ pub const DEFAULT_REORDER_BYTES: usize = DEFAULT_REORDER_PACKETS * (1200 + SLOT_
 /// microcontroller pass a smaller `&mut [u8]`).
 pub type DefaultRtpReceiver = RtpReceiver<[u8; DEFAULT_REORDER_BYTES]>;
 
+/// How the receiver recognizes the first packet of a keyframe, to stop
+/// repeating keyframe requests once one arrives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum KeyframeDetect {
+    /// H.264 (RFC 6184): an IDR or SPS in a single NAL, STAP-A or FU-A start.
+    H264,
+    /// VP8 (RFC 7741): start of partition 0 with the P bit clear.
+    Vp8,
+    /// Unknown payload: each request sends one PLI, unless the owner calls
+    /// [`RtpReceiver::keyframe_received`] (then PLIs repeat until it does).
+    None,
+}
+
 /// Receiver configuration (plain data).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReceiverConfig {
@@ -63,8 +77,11 @@ pub struct ReceiverConfig {
     pub give_up_after: Duration,
     /// RTT assumed until [`RtpReceiver::set_rtt`] (default 100 ms).
     pub initial_rtt: Duration,
-    /// Least time between PLIs (default 500 ms).
+    /// Least time between PLIs (default 500 ms). While a keyframe is
+    /// awaited the PLI is repeated at this interval (a PLI can be lost too).
     pub keyframe_request_interval: Duration,
+    /// Recognizing keyframes in the payload (default `None`).
+    pub keyframe_detect: KeyframeDetect,
     /// Largest packet held (default 1200).
     pub max_packet: usize,
 }
@@ -84,6 +101,7 @@ impl ReceiverConfig {
             give_up_after: Duration::from_secs(1),
             initial_rtt: Duration::from_millis(100),
             keyframe_request_interval: Duration::from_millis(500),
+            keyframe_detect: KeyframeDetect::None,
             max_packet: 1200,
         }
     }
@@ -146,7 +164,10 @@ pub struct RtpReceiver<B> {
     last_transit: Option<i64>,
     last_sr: Option<(u32, Instant)>,
     next_report: Option<Instant>,
+    /// A keyframe is wanted (PLI sent at most every interval while set).
     pli_pending: bool,
+    /// The owner signals keyframes itself: repeat PLIs until it does.
+    owner_tracks_keyframes: bool,
     last_pli: Option<Instant>,
     bye: bool,
 }
@@ -174,6 +195,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> RtpReceiver<B> {
             last_sr: None,
             next_report: None,
             pli_pending: false,
+            owner_tracks_keyframes: false,
             last_pli: None,
             bye: false,
         }
@@ -200,10 +222,30 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> RtpReceiver<B> {
         self.rtt = rtt;
     }
 
-    /// Ask the sender for a keyframe (e.g. the depacketizer dropped a frame
-    /// for another reason); rate-limited like automatic requests.
+    /// Ask the sender for a keyframe (e.g. the decoder cannot go on);
+    /// rate-limited like automatic requests.
     pub fn request_keyframe(&mut self) {
         self.pli_pending = true;
+    }
+
+    /// A keyframe arrived (the owner's decoder saw one): stop repeating
+    /// PLIs. Calling it once makes the receiver repeat PLIs until the
+    /// next call, also with [`KeyframeDetect::None`].
+    pub fn keyframe_received(&mut self) {
+        self.owner_tracks_keyframes = true;
+        self.pli_pending = false;
+    }
+
+    fn is_keyframe_start(&self, packet: &[u8]) -> bool {
+        let Ok(p) = RtpPacket::new_checked(packet) else { return false };
+        match self.config.keyframe_detect {
+            KeyframeDetect::H264 => super::h264::payload_is_keyframe(p.payload()),
+            KeyframeDetect::Vp8 => match super::vp8::Vp8Descriptor::parse(p.payload()) {
+                Ok(d) => d.starts_frame() && p.payload().get(d.len).is_some_and(|b| b & 1 == 0),
+                Err(_) => false,
+            },
+            KeyframeDetect::None => false,
+        }
     }
 
     fn push_event(&mut self, e: ReceiverEvent) {
@@ -349,6 +391,9 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> RtpReceiver<B> {
                 let n = pkt.len();
                 let Some(dst) = buf.get_mut(..n) else { return Some(Err(Error::BufferTooSmall)) };
                 dst.copy_from_slice(pkt);
+                if self.pli_pending && self.is_keyframe_start(&buf[..n]) {
+                    self.pli_pending = false;
+                }
                 self.store.remove(next);
                 self.next_deliver = Some(next + 1);
                 return Some(Ok(n));
@@ -412,7 +457,8 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> RtpReceiver<B> {
         if self.pli_pending {
             let allowed = self.last_pli.is_none_or_elapsed(now, self.config.keyframe_request_interval);
             if allowed {
-                self.pli_pending = false;
+                let repeat = self.owner_tracks_keyframes || self.config.keyframe_detect != KeyframeDetect::None;
+                self.pli_pending = repeat;
                 self.last_pli = Some(now);
                 let mut w = CompoundWriter::new(buf);
                 if w.pli(self.config.local_ssrc, self.config.remote_ssrc).is_ok() {
@@ -587,6 +633,40 @@ mod tests {
         assert_eq!(r.poll_event(), Some(ReceiverEvent::Lost { seq: 11 }));
         assert_eq!(drain(&mut r), [10, 12]);
         assert_eq!(r.stats().cumulative_lost, 1);
+    }
+
+    #[test]
+    fn pli_repeats_until_a_keyframe_arrives() {
+        let mut r = receiver(16);
+        r.config.keyframe_detect = KeyframeDetect::H264;
+        r.config.give_up_after = Duration::from_millis(100);
+        let mut buf = [0u8; 1500];
+        let mut t = Instant::from_secs(1);
+        let send = |r: &mut RtpReceiver<Vec<u8>>, seq: u16, nal: u8, t: Instant| {
+            let mut b = [0u8; 64];
+            let h = RtpHeader { payload_type: 96, sequence_number: seq, ssrc: 0xaaaa, ..Default::default() };
+            let n = h.emit(&mut b).unwrap();
+            b[n..n + 2].copy_from_slice(&[nal, 0x88]);
+            r.handle_rtp(t, &b[..n + 2]).unwrap();
+        };
+        send(&mut r, 1, 0x41, t);
+        send(&mut r, 3, 0x41, t); // 2 lost for good
+        let mut plis = Vec::new();
+        for step in 0..300u64 {
+            if step == 200 {
+                send(&mut r, 4, 0x65, t); // IDR
+            }
+            let mut out = [0u8; 64];
+            while r.poll_packet(&mut out).is_some() {}
+            while let Some(o) = r.poll_transmit(t, &mut buf) {
+                if let Some(Ok(RtcpPacket::Pli { .. })) = CompoundIter::new(&buf[..o.len]).next() {
+                    plis.push((t - Instant::from_secs(1)).as_millis());
+                }
+            }
+            t += Duration::from_millis(10);
+        }
+        // Given up at 100 ms, PLI then every 500 ms until the IDR at 2 s.
+        assert_eq!(plis, [100, 600, 1100, 1600]);
     }
 
     #[test]
