@@ -442,7 +442,7 @@ impl Node for FirRequester {
         if now < self.next || now >= self.stop {
             return None;
         }
-        self.next = self.next + self.every;
+        self.next += self.every;
         self.seq = self.seq.wrapping_add(1);
         let mut w = CompoundWriter::new(buf);
         w.fir(self.ssrc, &[(MEDIA_SSRC, self.seq)]).unwrap();
