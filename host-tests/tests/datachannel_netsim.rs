@@ -1,0 +1,257 @@
+//! SCTP data channels over the network simulator: two tinyrtc associations
+//! exchanging raw SCTP packets as UDP payloads (no DTLS underneath here; the
+//! `Peer` carries them in DTLS application data). Lossy, reordering links;
+//! every run prints its seed on failure (`NETSIM_SEED=N` replays it).
+
+use std::net::SocketAddr;
+
+use host_tests::netsim::{run_seeds, run_with_seed, LinkConfig, Network, Node, NodeId};
+use rand::SeedableRng;
+use tinyrtc::sctp::{
+    ChannelConfig, ChannelId, Event, LostReason, MessageKind, Reliability, Role, SctpAssociation, SctpConfig,
+};
+use tinyrtc::{Duration, Instant, Transmit};
+
+/// A host running one association towards a fixed peer address.
+struct SctpHost {
+    assoc: Box<SctpAssociation>,
+    peer: SocketAddr,
+    events: Vec<Event>,
+    messages: Vec<(ChannelId, MessageKind, Vec<u8>)>,
+}
+
+impl SctpHost {
+    fn new(seed: u64, role: Role, peer: SocketAddr, config: SctpConfig) -> Self {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        SctpHost {
+            assoc: Box::new(SctpAssociation::new(config, role, &mut rng)),
+            peer,
+            events: Vec::new(),
+            messages: Vec::new(),
+        }
+    }
+
+    fn drain_events(&mut self) {
+        while let Some(ev) = self.assoc.poll_event() {
+            if let Event::MessageReceived { len, .. } = ev {
+                let mut buf = vec![0u8; len];
+                let (ch, kind, n) = self.assoc.read_message(&mut buf).expect("announced message is readable");
+                assert_eq!(n, len);
+                self.messages.push((ch, kind, buf));
+            }
+            self.events.push(ev);
+        }
+    }
+
+    fn opened(&self, id: ChannelId) -> bool {
+        self.events.iter().any(|e| matches!(e, Event::ChannelOpened { id: i, .. } if *i == id))
+    }
+}
+
+impl Node for SctpHost {
+    fn handle_receive(&mut self, now: Instant, _from: SocketAddr, _to: SocketAddr, data: &[u8]) {
+        let _ = self.assoc.handle_receive(now, data);
+        self.drain_events();
+    }
+    fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit> {
+        self.drain_events();
+        let len = self.assoc.poll_transmit(now, buf)?;
+        Some(Transmit { source: None, destination: self.peer, len })
+    }
+    fn poll_timeout(&self) -> Option<Instant> {
+        self.assoc.poll_timeout()
+    }
+    fn handle_timeout(&mut self, now: Instant) {
+        self.assoc.handle_timeout(now);
+        self.drain_events();
+    }
+}
+
+const A_ADDR: &str = "203.0.113.1:5000";
+const B_ADDR: &str = "203.0.113.2:5000";
+
+fn lossy_link(loss: f64) -> LinkConfig {
+    LinkConfig {
+        loss,
+        delay: Duration::from_millis(15),
+        jitter: Duration::from_millis(5),
+        reorder: 0.05,
+        reorder_delay: Duration::from_millis(20),
+        ..LinkConfig::default()
+    }
+}
+
+/// Two connected hosts; A's access link carries `loss` both ways (each
+/// datagram crosses it once), B's only delay.
+fn setup(seed: u64, loss: f64, config: SctpConfig) -> (Network, NodeId, NodeId) {
+    let mut net = Network::new(seed);
+    let (a_addr, b_addr): (SocketAddr, SocketAddr) = (A_ADDR.parse().unwrap(), B_ADDR.parse().unwrap());
+    let a = net.add_host(Network::PUBLIC, a_addr, SctpHost::new(seed, Role::Client, b_addr, config));
+    let b = net.add_host(Network::PUBLIC, b_addr, SctpHost::new(seed ^ 0x5eed, Role::Server, a_addr, config));
+    net.set_link(a, lossy_link(loss));
+    net.set_link(b, lossy_link(0.0));
+    let now = net.now();
+    net.node_mut::<SctpHost>(a).assoc.connect(now);
+    let deadline = net.now() + Duration::from_secs(120);
+    let up = net.run_until_cond(deadline, |n| {
+        n.node::<SctpHost>(a).assoc.is_established() && n.node::<SctpHost>(b).assoc.is_established()
+    });
+    assert!(up, "handshake did not complete");
+    (net, a, b)
+}
+
+fn open(net: &mut Network, a: NodeId, b: NodeId, label: &str, config: ChannelConfig) -> ChannelId {
+    let now = net.now();
+    let id = net.node_mut::<SctpHost>(a).assoc.open_channel(now, label, "", config).unwrap();
+    let deadline = net.now() + Duration::from_secs(120);
+    let ok = net.run_until_cond(deadline, |n| n.node::<SctpHost>(a).opened(id) && n.node::<SctpHost>(b).opened(id));
+    assert!(ok, "channel {label} did not open");
+    id
+}
+
+fn message(i: usize, len: usize) -> Vec<u8> {
+    let mut m: Vec<u8> = (0..len).map(|k| (k * 13 + i * 7) as u8).collect();
+    m[..4].copy_from_slice(&(i as u32).to_be_bytes());
+    m
+}
+
+fn reliable_ordered_mib(seed: u64, loss: f64) {
+    let (mut net, a, b) = setup(seed, loss, SctpConfig::default());
+    let id = open(&mut net, a, b, "bulk", ChannelConfig::default());
+    const MSG: usize = 16 * 1024;
+    const COUNT: usize = 64; // 1 MiB
+    let mut next = 0;
+    let start = net.now();
+    let deadline = start + Duration::from_secs(3600);
+    let done = net.run_until_cond(deadline, |n| {
+        let now = n.now();
+        let host = n.node_mut::<SctpHost>(a);
+        while next < COUNT && host.assoc.send(now, id, MessageKind::Binary, &message(next, MSG)).is_ok() {
+            next += 1;
+        }
+        n.node::<SctpHost>(b).messages.len() >= COUNT
+    });
+    let elapsed = net.now() - start;
+    let (sa, sb) = (net.node::<SctpHost>(a).assoc.stats(), net.node::<SctpHost>(b).assoc.stats());
+    assert!(
+        done,
+        "stalled: {} of {COUNT} messages after {elapsed:?}\nA {sa:?}\nB {sb:?}",
+        net.node::<SctpHost>(b).messages.len()
+    );
+    let got = &net.node::<SctpHost>(b).messages;
+    assert_eq!(got.len(), COUNT, "exactly once");
+    for (i, (ch, kind, data)) in got.iter().enumerate() {
+        assert_eq!((*ch, *kind), (id, MessageKind::Binary));
+        assert!(*data == message(i, MSG), "message {i} out of order or corrupted");
+    }
+    let secs = elapsed.as_micros() as f64 / 1e6;
+    println!(
+        "loss {:.0}%: 1 MiB delivered in order in {secs:.1} s virtual ({:.0} KiB/s); retransmitted chunks {}, fast retransmits {}, T3 timeouts {}; net {:?}",
+        loss * 100.0,
+        1024.0 / secs,
+        sa.retransmitted_chunks,
+        sa.fast_retransmits,
+        sa.t3_timeouts,
+        net.stats()
+    );
+    assert!(sa.retransmitted_chunks > 0);
+    assert!(net.node::<SctpHost>(a).assoc.is_established() && net.node::<SctpHost>(b).assoc.is_established());
+}
+
+#[test]
+fn reliable_ordered_1mib_at_10_percent_loss() {
+    run_seeds([1, 2], |seed| reliable_ordered_mib(seed, 0.10));
+}
+
+#[test]
+fn reliable_ordered_1mib_at_30_percent_loss() {
+    run_seeds([3], |seed| reliable_ordered_mib(seed, 0.30));
+}
+
+fn partial_reliable_never_stalls(seed: u64, loss: f64) {
+    let (mut net, a, b) = setup(seed, loss, SctpConfig::default());
+    let cfg = ChannelConfig { ordered: false, reliability: Reliability::MaxRetransmits(0), ..ChannelConfig::default() };
+    let id = open(&mut net, a, b, "telemetry", cfg);
+    // A sensor offering 10 messages of 1 KiB per second for 60 s. A full
+    // send buffer (congestion control backing off on a bad path) refuses a
+    // message with WouldBlock; the sensor then drops that reading, like a
+    // real-time source would. Lost data must never hold anything back.
+    const COUNT: usize = 600;
+    let mut per_window = [0usize; 12];
+    let mut refused = 0;
+    let mut blocked_since: Option<Instant> = None;
+    for i in 0..COUNT {
+        let now = net.now();
+        match net.node_mut::<SctpHost>(a).assoc.send(now, id, MessageKind::Binary, &message(i, 1024)) {
+            Ok(()) => blocked_since = None,
+            Err(tinyrtc::sctp::SctpError::WouldBlock) => {
+                refused += 1;
+                let since = *blocked_since.get_or_insert(now);
+                let (sa, sb) = (net.node::<SctpHost>(a).assoc.stats(), net.node::<SctpHost>(b).assoc.stats());
+                assert!(now - since < Duration::from_secs(5), "sender blocked for 5 s: stalled\nA {sa:?}\nB {sb:?}");
+            }
+            Err(e) => panic!("send {i}: {e:?}"),
+        }
+        net.run_for(Duration::from_millis(100));
+        per_window[i / 50] = net.node::<SctpHost>(b).messages.len();
+    }
+    net.run_for(Duration::from_secs(5));
+    let host_b = net.node::<SctpHost>(b);
+    let got = host_b.messages.len();
+    // Never stalls: messages keep arriving in every 5 s window of the run.
+    for w in per_window.windows(2) {
+        assert!(w[1] > w[0], "no delivery progress within 5 s: {per_window:?}");
+    }
+    // Exactly once and uncorrupted.
+    let mut seen = vec![false; COUNT];
+    for (_, _, m) in &host_b.messages {
+        let i = u32::from_be_bytes(m[..4].try_into().unwrap()) as usize;
+        assert!(!seen[i], "message {i} delivered twice");
+        seen[i] = true;
+        assert!(*m == message(i, 1024));
+    }
+    let accepted = COUNT - refused;
+    let sa = net.node::<SctpHost>(a).assoc.stats();
+    println!(
+        "loss {:.0}%: partial reliability (max-retransmits 0, unordered): {accepted}/{COUNT} accepted, {got} delivered; abandoned chunks {}, T3 timeouts {}",
+        loss * 100.0,
+        sa.chunks_abandoned,
+        sa.t3_timeouts
+    );
+    assert!(got < accepted && got as f64 > accepted as f64 * (1.0 - loss) * 0.8, "{got} of {accepted}");
+    assert!(refused < COUNT / 2, "{refused} refused");
+    assert!(sa.chunks_abandoned > 0);
+    assert_eq!(net.node::<SctpHost>(a).assoc.buffered_amount(), 0, "FORWARD-TSN released everything");
+}
+
+#[test]
+fn partial_reliable_unordered_never_stalls_at_10_and_30_percent_loss() {
+    run_seeds([4], |seed| partial_reliable_never_stalls(seed, 0.10));
+    run_seeds([5], |seed| partial_reliable_never_stalls(seed, 0.30));
+}
+
+#[test]
+fn vanished_peer_is_detected_by_heartbeat() {
+    run_with_seed(6, |seed| {
+        let config = SctpConfig { heartbeat_interval: Duration::from_secs(5), ..SctpConfig::default() };
+        let (mut net, a, b) = setup(seed, 0.10, config);
+        let id = open(&mut net, a, b, "ping", ChannelConfig::default());
+        // Alive: a minute of idle time with heartbeats keeps it up.
+        net.run_for(Duration::from_secs(60));
+        assert!(net.node::<SctpHost>(a).assoc.is_established());
+        let now = net.now();
+        net.node_mut::<SctpHost>(a).assoc.send(now, id, MessageKind::Text, b"still there?").unwrap();
+        net.run_for(Duration::from_secs(10));
+        assert_eq!(net.node::<SctpHost>(b).messages.len(), 1);
+        // B vanishes: its link drops everything.
+        net.set_link(b, LinkConfig::cut());
+        let lost_at = net.now();
+        let deadline = net.now() + Duration::from_secs(3600);
+        let ended = net.run_until_cond(deadline, |n| {
+            n.node::<SctpHost>(a).events.contains(&Event::AssociationLost { reason: LostReason::Timeout })
+        });
+        assert!(ended, "A never noticed: {:?}", net.node::<SctpHost>(a).events);
+        assert!(!net.node::<SctpHost>(a).assoc.is_established());
+        println!("vanished peer detected after {:?} of silence", net.now() - lost_at);
+    });
+}
