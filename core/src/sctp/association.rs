@@ -521,7 +521,12 @@ impl<const SEND: usize, const RECV: usize, const STREAMS: usize, const CHUNKS: u
     /// A new association, not yet connected. Call [`connect`](Self::connect)
     /// to send INIT, or wait for the peer's INIT. In WebRTC both ends may
     /// connect at the same time; that is handled.
+    /// Capacities of zero would make the rings meaningless.
+    const NONZERO: () = assert!(SEND > 0 && RECV > 0 && STREAMS > 0 && CHUNKS > 0, "SCTP capacities must be non-zero");
+
     pub fn new<R: RngCore + CryptoRng>(config: SctpConfig, role: Role, rng: &mut R) -> Self {
+        #[allow(clippy::let_unit_value)]
+        let () = Self::NONZERO;
         let mut cookie_key = [0u8; 32];
         rng.fill_bytes(&mut cookie_key);
         let my_tag = loop {
@@ -1185,6 +1190,7 @@ impl<const SEND: usize, const RECV: usize, const STREAMS: usize, const CHUNKS: u
             }
         }
         self.expire_pending(now);
+        self.arm_heartbeat(now);
     }
 
     fn on_t3_timeout(&mut self, now: Instant) {
@@ -1446,6 +1452,7 @@ impl<const SEND: usize, const RECV: usize, const STREAMS: usize, const CHUNKS: u
                 self.sack_now = true;
             }
         }
+        self.arm_heartbeat(now);
         result
     }
 
@@ -1772,7 +1779,7 @@ impl<const SEND: usize, const RECV: usize, const STREAMS: usize, const CHUNKS: u
         for (stream, ssn) in f.stream_ssns() {
             self.deliver_ordered_up_to(stream, ssn);
             if let Some(ch) = self.channel_mut(stream) {
-                if tsn_le(ch.next_ssn_in as u32, ssn as u32) || ((ssn.wrapping_sub(ch.next_ssn_in) as i16) >= 0) {
+                if (ssn.wrapping_sub(ch.next_ssn_in) as i16) >= 0 {
                     ch.next_ssn_in = ssn.wrapping_add(1);
                 }
             }
@@ -2032,6 +2039,8 @@ impl<const SEND: usize, const RECV: usize, const STREAMS: usize, const CHUNKS: u
             if start == 0 || end < start {
                 continue;
             }
+            // Offsets past what was sent are bogus: clamp (bounds the work).
+            let end = end.min(self.tx_sent.min(u16::MAX as usize) as u16);
             for off in start..=end {
                 let i = off as usize - 1;
                 if i < self.tx_sent {
@@ -2330,14 +2339,21 @@ impl<const SEND: usize, const RECV: usize, const STREAMS: usize, const CHUNKS: u
         if pw.is_empty() {
             return None;
         }
-        // Heartbeats only run on an idle path (no data outstanding).
-        if self.t3.is_some() {
-            self.hb_timer = None;
-        } else if self.hb_timer.is_none() && self.is_established() && !self.send_heartbeat {
-            self.hb_timer = Some(now + self.config.heartbeat_interval + self.rto);
-        }
+        self.arm_heartbeat(now);
         self.stats.packets_sent += 1;
         Some(pw.finish())
+    }
+
+    /// Heartbeats run only on an idle path (RFC 9260 8.3): while T3 runs,
+    /// data is the liveness probe.
+    fn arm_heartbeat(&mut self, now: Instant) {
+        if self.t3.is_some() || !self.is_established() {
+            if !self.hb_outstanding {
+                self.hb_timer = None;
+            }
+        } else if self.hb_timer.is_none() && !self.send_heartbeat {
+            self.hb_timer = Some(now + self.config.heartbeat_interval + self.rto);
+        }
     }
 
     fn tx_has_new_data(&self) -> bool {
