@@ -277,3 +277,48 @@ fn sequence_encoding() {
         Err(Error::InvalidPayloadSize)
     );
 }
+
+mod arbitrary_input {
+    use super::*;
+    use crate::netcode::base64;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        /// No input makes a parser panic; whatever an encrypted packet parse
+        /// accepts must have authenticated (impossible for random bytes).
+        #[test]
+        fn parsers_never_panic(data in proptest::collection::vec(any::<u8>(), 0..1400), server in any::<bool>()) {
+            let allowed = if server { Allowed::SERVER } else { Allowed::CLIENT };
+            let mut buf = data.clone();
+            let mut window = ReplayWindow::new();
+            prop_assert!(open_encrypted(&mut buf, &packet_key(), PROTOCOL_ID, allowed, Some(&mut window)).is_err());
+            prop_assert_eq!(&window, &ReplayWindow::new());
+            let _ = RequestPacket::new_checked(&data[..], PROTOCOL_ID);
+            let _ = ConnectToken::parse(&data);
+            let _ = PrivateConnectToken::parse(&data);
+            let mut out = [0u8; 2048];
+            let _ = base64::decode(&data, &mut out);
+        }
+
+        /// Token fields survive emit/parse for any values.
+        #[test]
+        fn private_token_round_trips(client_id in any::<u64>(), timeout in any::<i32>(), n in 1usize..=32, port in any::<u16>(), v6 in any::<bool>()) {
+            let mut addrs = ServerAddresses::new();
+            for i in 0..n {
+                let a: core::net::SocketAddr = if v6 && i % 2 == 0 {
+                    core::net::SocketAddr::new(core::net::Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, i as u16, 1).into(), port)
+                } else {
+                    core::net::SocketAddr::new(core::net::Ipv4Addr::new(192, 0, 2, i as u8).into(), port)
+                };
+                addrs.push(a).unwrap();
+            }
+            let t = PrivateConnectToken { client_id, timeout_seconds: timeout, server_addresses: addrs, client_to_server_key: c2s(), server_to_client_key: s2c(), user_data: user_data() };
+            let mut buf = [0u8; 1024];
+            t.seal(PROTOCOL_ID, EXPIRE, &nonce(), &PRIVATE_KEY, &mut buf).unwrap();
+            open_private(&mut buf, PROTOCOL_ID, EXPIRE, &nonce(), &PRIVATE_KEY).unwrap();
+            prop_assert_eq!(PrivateConnectToken::parse(&buf).unwrap(), t);
+        }
+    }
+}
