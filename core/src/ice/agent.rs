@@ -912,7 +912,9 @@ impl<const L: usize, const R: usize, const P: usize, const T: usize> IceAgentN<L
         }
         let r = match msg.class() {
             Class::Request => self.handle_request(now, li, remote, &msg),
-            Class::Indication => Ok(()), // keepalive (RFC 8445 11)
+            // Keepalive (RFC 8445 11): nothing to do, but only a genuine one is Ok.
+            Class::Indication if msg.check_fingerprint().is_ok() => Ok(()),
+            Class::Indication => self.drop_msg(IceError::BadFingerprint),
             Class::SuccessResponse | Class::ErrorResponse => {
                 if self.gather.owns(&msg.transaction_id()) {
                     match self.gather.handle_message(remote, &msg) {
