@@ -125,10 +125,40 @@ pub fn payload_is_keyframe(payload: &[u8]) -> bool {
     }
 }
 
-/// Sender half: one Annex-B access unit in, RTP payloads out.
+/// Where the payloader takes NAL units from.
+#[derive(Debug, Clone)]
+enum NalSource<'a> {
+    /// An Annex-B byte stream, split by scanning for start codes.
+    AnnexB(NalUnits<'a>),
+    /// NAL units already split by the encoder (no scanning).
+    List(core::slice::Iter<'a, &'a [u8]>),
+}
+
+impl<'a> NalSource<'a> {
+    fn next(&mut self) -> Option<&'a [u8]> {
+        match self {
+            NalSource::AnnexB(n) => n.next(),
+            NalSource::List(it) => it.by_ref().copied().find(|n| !n.is_empty()),
+        }
+    }
+
+    fn peek_within(&self, limit: usize) -> Option<(&'a [u8], Self)> {
+        match self {
+            NalSource::AnnexB(n) => n.peek_within(limit).map(|(nal, after)| (nal, NalSource::AnnexB(after))),
+            NalSource::List(_) => {
+                let mut after = self.clone();
+                let nal = after.next()?;
+                (nal.len() <= limit).then_some((nal, after))
+            }
+        }
+    }
+}
+
+/// Sender half: one access unit in (Annex-B, or NAL units the encoder
+/// already split), RTP payloads out.
 #[derive(Debug, Clone)]
 pub struct H264Payloader<'a> {
-    nals: NalUnits<'a>,
+    nals: NalSource<'a>,
     /// The next NAL unit not yet sent (looked ahead).
     pending: Option<&'a [u8]>,
     /// NAL unit being fragmented and how much of it (after its header) is sent.
@@ -136,8 +166,19 @@ pub struct H264Payloader<'a> {
 }
 
 impl<'a> H264Payloader<'a> {
+    /// An Annex-B access unit (start codes found by scanning it once).
     pub fn new(access_unit: &'a [u8]) -> Self {
-        let mut nals = NalUnits::new(access_unit);
+        Self::from_source(NalSource::AnnexB(NalUnits::new(access_unit)))
+    }
+
+    /// An access unit given as its NAL units (each starting with its NAL
+    /// header, no start codes; empty ones are skipped), as many encoders
+    /// hand them out: nothing is scanned, only copied.
+    pub fn from_nal_units(nal_units: &'a [&'a [u8]]) -> Self {
+        Self::from_source(NalSource::List(nal_units.iter()))
+    }
+
+    fn from_source(mut nals: NalSource<'a>) -> Self {
         let pending = nals.next();
         H264Payloader { nals, pending, fu: None }
     }
@@ -444,10 +485,17 @@ mod tests {
             let au = annexb(&nals);
             let mut d = H264Depacketizer::new(std::vec![0u8; au.len()]);
             let mut out = Vec::new();
-            let (_, frames) = round_trip(H264Payloader::new(&au), &mut d, mtu, 1234, None, &mut out).unwrap();
+            let (n1, frames) = round_trip(H264Payloader::new(&au), &mut d, mtu, 1234, None, &mut out).unwrap();
             proptest::prop_assert_eq!(frames.len(), 1);
             proptest::prop_assert_eq!(frames[0].keyframe, sizes.len() >= 3);
-            proptest::prop_assert_eq!(out, au);
+            proptest::prop_assert_eq!(&out, &au);
+            // Same packets from pre-split NAL units.
+            let list: Vec<&[u8]> = nals.iter().map(|n| n.as_slice()).collect();
+            let mut d = H264Depacketizer::new(std::vec![0u8; au.len()]);
+            let mut out2 = Vec::new();
+            let (n2, _) = round_trip(H264Payloader::from_nal_units(&list), &mut d, mtu, 1234, None, &mut out2).unwrap();
+            proptest::prop_assert_eq!(n1, n2);
+            proptest::prop_assert_eq!(out2, au);
         }
 
         #[test]

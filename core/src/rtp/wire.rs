@@ -256,6 +256,18 @@ impl RtpHeader<'_> {
 
     /// Write the header at the start of `buf`; returns its length.
     pub fn emit(&self, buf: &mut [u8]) -> Result<usize, Error> {
+        if self.csrcs.is_empty() && self.extensions.is_empty() {
+            // The common case in one store.
+            let dst = buf.get_mut(..FIXED_HEADER_LEN).ok_or(Error::BufferTooSmall)?;
+            let mut h = [0u8; FIXED_HEADER_LEN];
+            h[0] = 0x80;
+            h[1] = ((self.marker as u8) << 7) | (self.payload_type & 0x7f);
+            h[2..4].copy_from_slice(&self.sequence_number.to_be_bytes());
+            h[4..8].copy_from_slice(&self.timestamp.to_be_bytes());
+            h[8..12].copy_from_slice(&self.ssrc.to_be_bytes());
+            dst.copy_from_slice(&h);
+            return Ok(FIXED_HEADER_LEN);
+        }
         let len = self.len()?;
         let mut w = Writer::new(buf);
         let x = if self.extensions.is_empty() { 0 } else { 0x10 };
