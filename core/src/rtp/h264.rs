@@ -509,7 +509,8 @@ mod tests {
             while let Some(c) = count.next_payload(&mut b) { c.unwrap(); n += 1; }
             // A fresh depacketizer cannot see the loss of the very first packet.
             let lose = if n == 1 { 0 } else { 1 + lose_at % (n - 1) };
-            let mut d = H264Depacketizer::new(std::vec![0u8; au.len()]);
+            // Room for the lost unit and for the 6-byte unit pushed after it.
+            let mut d = H264Depacketizer::new(std::vec![0u8; au.len().max(16)]);
             let mut out = Vec::new();
             let (_, frames) = round_trip(H264Payloader::new(&au), &mut d, mtu, 1, Some(lose), &mut out).unwrap();
             proptest::prop_assert!(frames.is_empty());
