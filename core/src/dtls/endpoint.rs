@@ -94,7 +94,8 @@ pub struct DtlsConfig {
     pub chacha20_poly1305: bool,
     /// Offer/accept the x25519 group (preferred).
     pub x25519: bool,
-    /// Offer/accept the secp256r1 group.
+    /// Offer/accept the secp256r1 group for ECDHE. (A client lists it in
+    /// supported_groups anyway, as the curve of its certificate.)
     pub secp256r1: bool,
     /// SRTP profiles for `use_srtp`, in order of preference (`None` slots are
     /// skipped; all `None`: no `use_srtp`).
@@ -568,11 +569,16 @@ impl<const FLIGHT: usize> Core<FLIGHT> {
             w.u8(0)?; // null compression
             let ext_at = w.len();
             w.u16(0)?;
-            let n = config.groups().count() as u16;
+            // secp256r1 is always listed: in TLS 1.2 the list also names
+            // the curves certificates may use (RFC 8422 5.1.1), and ours are
+            // P-256. Disabled for ECDHE, it is still refused in
+            // ServerKeyExchange.
+            let cert_curve = (!config.secp256r1).then_some(NamedGroup::Secp256r1);
+            let n = config.groups().count() as u16 + cert_curve.is_some() as u16;
             w.u16(ext::SUPPORTED_GROUPS)?;
             w.u16(2 + 2 * n)?;
             w.u16(2 * n)?;
-            for g in config.groups() {
+            for g in config.groups().chain(cert_curve) {
                 w.u16(g.id())?;
             }
             w.bytes(&[0, ext::EC_POINT_FORMATS as u8, 0, 2, 1, 0])?;
