@@ -1045,13 +1045,28 @@ impl<const L: usize, const R: usize, const P: usize, const T: usize> IceAgentN<L
         let Some(pi) = self.find_pair(li as u8, ri as u8) else { return Ok(()) };
         let use_candidate = msg.use_candidate() && !self.controlling;
         let p = &mut self.pairs[pi];
+        let (pl, pr) = (p.local, p.remote);
         match p.state {
             PairState::Succeeded => {}
-            PairState::InProgress => {}
+            PairState::InProgress => {
+                // Cancel the check in flight (no more retransmissions, but a
+                // late response still counts) and check again at once: the
+                // peer's request just opened the path.
+                p.state = PairState::Waiting;
+                let mut ids: heapless::Vec<TransactionId, T> = heapless::Vec::new();
+                for (id, c) in self.tx.iter() {
+                    if !c.consent && !c.use_candidate && c.local == pl && c.remote == pr {
+                        let _ = ids.push(*id);
+                    }
+                }
+                for id in &ids {
+                    self.tx.stop_retransmitting(id);
+                }
+                self.enqueue_triggered(Triggered { local: pl, remote: pr, use_candidate: false }, false);
+            }
             PairState::Frozen | PairState::Waiting | PairState::Failed => {
                 p.state = PairState::Waiting;
-                let t = Triggered { local: p.local, remote: p.remote, use_candidate: false };
-                self.enqueue_triggered(t, false);
+                self.enqueue_triggered(Triggered { local: pl, remote: pr, use_candidate: false }, false);
             }
         }
         // Nomination by the controlling peer (7.3.1.5).
@@ -1572,13 +1587,19 @@ impl<const L: usize, const R: usize, const P: usize, const T: usize> IceAgentN<L
             if ctx.consent {
                 continue;
             }
+            // A cancelled check expiring while its replacement is pending or
+            // in flight does not fail the pair.
+            let other_check = self
+                .tx
+                .iter()
+                .any(|(_, c)| !c.consent && !c.use_candidate && c.local == ctx.local && c.remote == ctx.remote);
             if let Some(pi) = self.find_pair(ctx.local, ctx.remote) {
                 let p = &mut self.pairs[pi];
                 if ctx.use_candidate {
                     self.nomination_in_flight = false;
                     p.valid = false;
                     p.state = PairState::Failed;
-                } else if p.state == PairState::InProgress {
+                } else if p.state == PairState::InProgress && !other_check {
                     p.state = PairState::Failed;
                 }
             }

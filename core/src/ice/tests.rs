@@ -127,12 +127,23 @@ struct Side {
     events: Vec<IceEvent>,
     /// Forward gathered candidates / end-of-candidates to the peer.
     signal_candidates: bool,
+    /// The NAT is port-restricted: only addresses this side sent to get in.
+    restricted: bool,
+    opened: Vec<SocketAddr>,
 }
 
 impl Side {
     fn new(controlling: bool, host: &str, seed: u64) -> Side {
         let agent = IceAgent::new(IceConfig::default(), controlling, creds(seed), &mut rng(seed + 100));
-        Side { agent, host: host.parse().unwrap(), public: None, events: Vec::new(), signal_candidates: true }
+        Side {
+            agent,
+            host: host.parse().unwrap(),
+            public: None,
+            events: Vec::new(),
+            signal_candidates: true,
+            restricted: false,
+            opened: Vec::new(),
+        }
     }
     fn seen_as(&self) -> SocketAddr {
         self.public.unwrap_or(self.host)
@@ -159,6 +170,8 @@ struct Net {
     /// Candidates signaled later (trickle): (to side, line).
     held: Vec<(usize, String)>,
     hold_candidates: bool,
+    /// Hold only the candidates going to this side.
+    hold_to: Option<usize>,
     delivered: u64,
 }
 
@@ -173,6 +186,7 @@ impl Net {
             blocked: false,
             held: Vec::new(),
             hold_candidates: false,
+            hold_to: None,
             delivered: 0,
         }
     }
@@ -207,6 +221,9 @@ impl Net {
                 assert_eq!(t.source, Some(self.sides[i].host), "sent from the wrong socket");
                 let data = buf[..t.len].to_vec();
                 let from = self.sides[i].seen_as();
+                if !self.sides[i].opened.contains(&t.destination) {
+                    self.sides[i].opened.push(t.destination);
+                }
                 if let Some((saddr, server)) = self.stun.as_mut() {
                     if t.destination == *saddr {
                         let mut out = [0u8; 256];
@@ -221,6 +238,9 @@ impl Net {
                     continue;
                 }
                 if let Some((j, local)) = self.route(t.destination) {
+                    if self.sides[j].restricted && !self.sides[j].opened.contains(&from) {
+                        continue; // the NAT drops unsolicited packets
+                    }
                     let at = self.now + self.latency;
                     self.in_flight.push_back((at, j, local, from, data));
                 }
@@ -231,7 +251,7 @@ impl Net {
                     IceEvent::CandidateGathered(c) if self.sides[i].signal_candidates => {
                         // Through the text form, as signaling would carry it.
                         let line = c.to_string();
-                        if self.hold_candidates {
+                        if self.hold_candidates || self.hold_to == Some(other) {
                             self.held.push((other, line));
                         } else {
                             let parsed = Candidate::parse(&line).unwrap();
@@ -250,6 +270,7 @@ impl Net {
 
     fn release_held(&mut self) {
         self.hold_candidates = false;
+        self.hold_to = None;
         for (to, line) in std::mem::take(&mut self.held) {
             self.sides[to].agent.add_remote_candidate(Candidate::parse(&line).unwrap()).unwrap();
         }
@@ -398,6 +419,42 @@ fn gathers_server_reflexive_candidates() {
     assert_mirrored(&net);
     net.run_for(Duration::from_secs(1));
     assert_eq!(net.sides[1].agent.state(), IceState::Completed);
+}
+
+#[test]
+fn a_peer_check_on_an_in_progress_pair_triggers_a_new_check_at_once() {
+    // B is behind a port-restricted NAT: A's first check to B's
+    // server-reflexive address is dropped and left retransmitting. When B's
+    // own check opens the NAT, A cancels that check and sends a triggered
+    // one at once (RFC 8445 7.3.1.4) instead of waiting for the next
+    // retransmission 500 ms later.
+    let stun: SocketAddr = "192.0.2.1:3478".parse().unwrap();
+    let mut b = Side::new(false, "192.168.1.20:5000", 31);
+    b.public = Some("203.0.113.9:62000".parse().unwrap());
+    b.restricted = true;
+    let mut net = Net::new(Side::new(true, "198.51.100.1:4000", 32), b);
+    net.stun = Some((stun, BindingServer::default()));
+    net.sides[1].agent.add_stun_server(stun).unwrap();
+    net.hold_to = Some(1); // A's candidates reach B late
+    net.start();
+    net.run_for(Duration::from_millis(200));
+    let a_pairs: Vec<_> = net.sides[0].agent.pairs().collect();
+    assert!(
+        a_pairs.iter().any(|p| p.remote == "203.0.113.9:62000".parse().unwrap() && p.state == PairState::InProgress),
+        "{a_pairs:?}"
+    );
+    net.release_held();
+    let t0 = net.now;
+    let public: SocketAddr = "203.0.113.9:62000".parse().unwrap();
+    net.run_until(t0 + Duration::from_secs(5), |n| {
+        n.sides[0].agent.pairs().any(|p| p.remote == public && p.state == PairState::Succeeded)
+    });
+    let took = net.now - t0;
+    assert!(took < Duration::from_millis(100), "pair valid {took:?} after the NAT opened");
+    // Nomination then waits for the better host pair (unreachable) up to
+    // the nomination timeout.
+    net.connect(Duration::from_secs(5));
+    assert_mirrored(&net);
 }
 
 #[test]

@@ -115,6 +115,19 @@ impl<T: Copy, const N: usize> Transactions<T, N> {
         Some(self.entries.swap_remove(i).ctx)
     }
 
+    /// Send no more retransmissions for `id`, but keep waiting for a
+    /// response until its current timer runs out (RFC 8445 7.3.1.4
+    /// "cancellation"). Returns whether the transaction exists.
+    pub fn stop_retransmitting(&mut self, id: &TransactionId) -> bool {
+        match self.entries.iter_mut().find(|e| &e.id == id) {
+            Some(e) => {
+                e.rc = e.sent.max(1);
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Remove every transaction whose context matches `f`.
     pub fn retain(&mut self, mut f: impl FnMut(&T) -> bool) {
         self.entries.retain(|e| f(&e.ctx));
@@ -196,5 +209,18 @@ mod tests {
         assert_eq!(t.sent_count(&[2; 12]), Some(2));
         assert_eq!(t.poll_expired(Instant::from_millis(99)), None);
         assert_eq!(t.poll_expired(Instant::from_millis(100)), Some(([2; 12], 2)));
+    }
+
+    #[test]
+    fn stopped_transactions_wait_without_retransmitting() {
+        let mut t: Transactions<u8, 2> = Transactions::new(RetransmitConfig::default());
+        t.start(Instant::ZERO, [1; 12], 1, None).unwrap();
+        assert!(t.poll_due(Instant::ZERO).is_some());
+        assert!(t.stop_retransmitting(&[1; 12]));
+        assert!(!t.stop_retransmitting(&[2; 12]));
+        // Due at 500 ms: no retransmission, the wait is over (Rm * RTO).
+        assert_eq!(t.poll_due(Instant::from_millis(500)), None);
+        assert_eq!(t.poll_expired(Instant::from_millis(499)), None);
+        assert_eq!(t.poll_expired(Instant::from_millis(500)), Some(([1; 12], 1)));
     }
 }
