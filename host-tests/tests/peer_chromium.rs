@@ -256,3 +256,60 @@ fn b_chromium_offers_tinyrtc_answers_with_trickle() {
     });
     assert!(sps, "an SPS was received");
 }
+
+#[test]
+fn d_data_channel_with_chromium() {
+    let test = "peer_chromium::d_datachannel";
+    let Some(mut chromium) = Chromium::launch(test) else { return };
+    let config = PeerConfig { video_codecs: &[], audio_codecs: &[], ..PeerConfig::camera() };
+    let mut d = driver(config, 44);
+    let mut sdp = vec![0u8; 8192];
+    let n = d.peer.create_offer(&mut sdp).unwrap();
+    let offer = std::str::from_utf8(&sdp[..n]).unwrap().to_string();
+    assert!(offer.contains("m=application"));
+    let answer = chromium.call("answer", json!([offer, {"gather": true}])).unwrap();
+    let mut rng = ChaCha20Rng::seed_from_u64(45);
+    let now = d.now();
+    d.peer.set_remote_answer(now, answer.as_str().unwrap(), &mut rng).unwrap();
+    assert!(d.run_until_connected(Duration::from_secs(20)), "not connected: {:?}", d.peer.stats());
+    let now = d.now();
+    let id = d.peer.open_channel(now, "chat").unwrap();
+    d.peer.send_data(now, id, false, "ping from tinyrtc".as_bytes()).unwrap();
+    let big: Vec<u8> = (0..12_000u32).map(|i| (i % 251) as u8).collect();
+    d.peer.send_data(now, id, true, &big).unwrap();
+    let mut texts = Vec::new();
+    let mut binaries = Vec::new();
+    let deadline = StdInstant::now() + Duration::from_secs(15);
+    while StdInstant::now() < deadline && (texts.is_empty() || binaries.is_empty()) {
+        d.run_for(Duration::from_millis(20));
+        for ev in chromium.drain_events() {
+            if ev["event"] == "dc-message" {
+                if let Some(t) = ev["text"].as_str() {
+                    texts.push(t.to_string());
+                } else if let Some(b) = ev["bytes"].as_array() {
+                    binaries.push(b.iter().map(|x| x.as_u64().unwrap_or(0) as u8).collect::<Vec<u8>>());
+                }
+            }
+        }
+    }
+    assert_eq!(texts, ["ping from tinyrtc"]);
+    assert_eq!(binaries.len(), 1);
+    assert_eq!(binaries[0], big);
+    // Chromium answers on the same channel.
+    chromium.call("send", json!(["chat", "pong from chromium"])).unwrap();
+    let deadline = StdInstant::now() + Duration::from_secs(10);
+    let mut got = None;
+    while StdInstant::now() < deadline && got.is_none() {
+        d.run_for(Duration::from_millis(20));
+        if let Some(PeerEvent::ChannelData { id: cid, binary: false, len }) =
+            d.events.iter().find(|e| matches!(e, PeerEvent::ChannelData { .. })).copied()
+        {
+            let mut out = vec![0u8; 1024];
+            let (rid, _, n) = d.peer.read_data(&mut out).unwrap();
+            assert_eq!((rid, n), (cid, len));
+            got = Some(String::from_utf8(out[..n].to_vec()).unwrap());
+        }
+    }
+    assert_eq!(got.as_deref(), Some("pong from chromium"));
+    assert!(d.events.contains(&PeerEvent::ChannelOpen { id, by_remote: false }), "{:?}", d.events);
+}

@@ -16,10 +16,13 @@
 //!   as [`PeerEvent::KeyframeRequest`].
 //! - DTLS role from `a=setup` (RFC 8842); the peer's certificate must match
 //!   the SDP fingerprint or the session fails closed.
+//! - Data channels (RFC 8831/8832): SCTP ([`crate::sctp`]) in DTLS
+//!   application data once DTLS is up; [`PeerN::open_channel`],
+//!   [`PeerN::send_data`], [`PeerN::read_data`], [`PeerEvent::ChannelOpen`].
 //!
-//! Left out for now: data channels (SCTP over DTLS), full ICE (this session
-//! is an ICE-lite agent: the remote must be a full agent, as browsers are),
-//! RTX/NACK retransmission, TURN, renegotiation.
+//! Left out for now: full ICE (this session is an ICE-lite agent: the
+//! remote must be a full agent, as browsers are), RTX/NACK retransmission,
+//! TURN, renegotiation.
 //!
 //! Memory: [`Peer`] is one value (`size_of::<Peer>()` is printed by the
 //! tests and stated in the README); the DTLS buffers and SRTP stream tables
@@ -38,7 +41,9 @@ use crate::dtls::{
     DtlsConfig, DtlsEndpointN, DtlsEvent, DtlsFailure, DtlsIdentity, DtlsRole, DEFAULT_APP_BUFFER,
     DEFAULT_FLIGHT_BUFFER, DEFAULT_HANDSHAKE_BUFFER,
 };
+use crate::dtls::MAX_RECORD_PLAINTEXT;
 use crate::rtcp::wire::{CompoundIter, CompoundWriter, RtcpPacket, SenderInfo};
+use crate::sctp::{self, ChannelConfig, ChannelId, MessageKind, SctpAssociationN, SctpConfig, SctpError};
 use crate::rtp::audio::{G711Payloader, OpusPayloader};
 use crate::rtp::h264::H264Payloader;
 use crate::rtp::packetizer::{Chunk, FramePackets, Payloader, RtpPacketizer};
@@ -73,8 +78,7 @@ pub struct PeerConfig {
     pub audio_codecs: &'static [CodecChoice],
     pub video_direction: Direction,
     pub audio_direction: Direction,
-    /// Offer/accept a data channel section (transport not implemented yet:
-    /// the section is negotiated, no SCTP runs).
+    /// Offer/accept a data channel section (SCTP over DTLS).
     pub datachannel: bool,
     /// Largest datagram written (default 1200).
     pub mtu: u16,
@@ -140,6 +144,9 @@ pub enum PeerFailure {
     RemoteClosed,
 }
 
+/// Why the data channel transport (SCTP association) ended.
+pub use crate::sctp::LostReason as DataLostReason;
+
 /// Something the application should know.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -154,6 +161,13 @@ pub enum PeerEvent {
     KeyframeRequest {
         kind: MediaKind,
     },
+    /// A data channel is open (label: [`PeerN::channel_label`]).
+    ChannelOpen { id: u16, by_remote: bool },
+    /// A data channel message of `len` bytes is ready for [`PeerN::read_data`].
+    ChannelData { id: u16, binary: bool, len: usize },
+    ChannelClosed { id: u16 },
+    /// The SCTP association ended (data channels are gone; media may go on).
+    DataTransportLost(DataLostReason),
     Failed(PeerFailure),
 }
 
@@ -186,6 +200,8 @@ pub enum PeerError {
     Srtp(SrtpError),
     Rtp(crate::rtp::Error),
     Rtcp(crate::rtcp::Error),
+    /// A data channel call failed (no data channel negotiated: `NotConnected`).
+    Sctp(SctpError),
 }
 
 impl From<sdp::BufferTooSmall> for PeerError {
@@ -240,13 +256,40 @@ pub struct MediaPacket {
     pub payload_len: usize,
 }
 
-/// The default session: DTLS buffers of 2 KB each and 8 SRTP streams per
-/// direction (see `size_of::<Peer>()`, printed by the `peer` tests).
-pub type Peer = PeerN<DEFAULT_HANDSHAKE_BUFFER, DEFAULT_FLIGHT_BUFFER, DEFAULT_APP_BUFFER, DEFAULT_STREAMS>;
+/// Data channel send and receive buffer of the default [`Peer`] (bytes
+/// each; also the largest message).
+pub const DEFAULT_CHANNEL_BUFFER: usize = 16384;
+/// Data channels open at once in the default [`Peer`] (~160 bytes each).
+pub const DEFAULT_CHANNELS: usize = 4;
+/// SCTP DATA chunks tracked each way in the default [`Peer`] (~72 bytes each).
+pub const DEFAULT_SCTP_CHUNKS: usize = 32;
+
+/// The default session: DTLS buffers of 2 KB each, 8 SRTP streams per
+/// direction, data channels with 16 KB send/receive buffers, 4 channels and
+/// 32 chunks (see `size_of::<Peer>()`, printed by the `peer` tests).
+pub type Peer = PeerN<
+    DEFAULT_HANDSHAKE_BUFFER,
+    DEFAULT_FLIGHT_BUFFER,
+    DEFAULT_APP_BUFFER,
+    DEFAULT_STREAMS,
+    DEFAULT_CHANNEL_BUFFER,
+    DEFAULT_CHANNELS,
+    DEFAULT_SCTP_CHUNKS,
+>;
 
 /// A WebRTC session. `HS`, `FLIGHT`, `APP`: DTLS reassembly, flight and
-/// application buffers; `STREAMS`: SRTP streams per direction.
-pub struct PeerN<const HS: usize, const FLIGHT: usize, const APP: usize, const STREAMS: usize> {
+/// application buffers; `STREAMS`: SRTP streams per direction; `CHBUF`:
+/// data channel send and receive buffer bytes (each); `CHANNELS`: data
+/// channels; `CHUNKS`: SCTP chunks tracked each way.
+pub struct PeerN<
+    const HS: usize,
+    const FLIGHT: usize,
+    const APP: usize,
+    const STREAMS: usize,
+    const CHBUF: usize,
+    const CHANNELS: usize,
+    const CHUNKS: usize,
+> {
     config: PeerConfig,
     state: PeerState,
     identity: DtlsIdentity,
@@ -259,6 +302,9 @@ pub struct PeerN<const HS: usize, const FLIGHT: usize, const APP: usize, const S
     dtls: Option<DtlsEndpointN<HS, FLIGHT, APP>>,
     srtp_tx: Option<SrtpContextN<STREAMS>>,
     srtp_rx: Option<SrtpContextN<STREAMS>>,
+    sctp: Option<SctpAssociationN<CHBUF, CHBUF, CHANNELS, CHUNKS>>,
+    /// Negotiated data channel: (remote SCTP port, remote max-message-size).
+    datachannel: Option<(u16, usize)>,
     video: Option<Track>,
     audio: Option<Track>,
     video_ssrc: u32,
@@ -267,12 +313,21 @@ pub struct PeerN<const HS: usize, const FLIGHT: usize, const APP: usize, const S
     next_rtcp: Option<Instant>,
     connected_at: Option<Instant>,
     events: Deque<PeerEvent, EVENT_QUEUE_LEN>,
+    /// Randomness for what starts later (SCTP tags and TSNs).
+    rng: crate::crypto::Rng,
     srtp_dropped: u64,
     datagrams_dropped: u64,
 }
 
-impl<const HS: usize, const FLIGHT: usize, const APP: usize, const STREAMS: usize> core::fmt::Debug
-    for PeerN<HS, FLIGHT, APP, STREAMS>
+impl<
+        const HS: usize,
+        const FLIGHT: usize,
+        const APP: usize,
+        const STREAMS: usize,
+        const CHBUF: usize,
+        const CHANNELS: usize,
+        const CHUNKS: usize,
+    > core::fmt::Debug for PeerN<HS, FLIGHT, APP, STREAMS, CHBUF, CHANNELS, CHUNKS>
 {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Peer").field("state", &self.state).field("selected", &self.ice.selected).finish()
@@ -299,7 +354,16 @@ fn to_dtls_fingerprint(f: &Fingerprint) -> Result<crate::dtls::Fingerprint, Peer
     Ok(crate::dtls::Fingerprint { sha256 })
 }
 
-impl<const HS: usize, const FLIGHT: usize, const APP: usize, const STREAMS: usize> PeerN<HS, FLIGHT, APP, STREAMS> {
+impl<
+        const HS: usize,
+        const FLIGHT: usize,
+        const APP: usize,
+        const STREAMS: usize,
+        const CHBUF: usize,
+        const CHANNELS: usize,
+        const CHUNKS: usize,
+    > PeerN<HS, FLIGHT, APP, STREAMS, CHBUF, CHANNELS, CHUNKS>
+{
     /// A new session with a freshly generated DTLS identity (ECDSA P-256).
     pub fn new<R: RngCore + CryptoRng>(config: PeerConfig, rng: &mut R) -> Self {
         let identity = DtlsIdentity::generate(rng);
@@ -325,6 +389,8 @@ impl<const HS: usize, const FLIGHT: usize, const APP: usize, const STREAMS: usiz
             dtls: None,
             srtp_tx: None,
             srtp_rx: None,
+            sctp: None,
+            datachannel: None,
             video: None,
             audio: None,
             video_ssrc: rng.next_u32() | 1,
@@ -333,6 +399,7 @@ impl<const HS: usize, const FLIGHT: usize, const APP: usize, const STREAMS: usiz
             next_rtcp: None,
             connected_at: None,
             events: Deque::new(),
+            rng: crate::crypto::Rng::from_rng(rng),
             srtp_dropped: 0,
             datagrams_dropped: 0,
         }
@@ -377,7 +444,7 @@ impl<const HS: usize, const FLIGHT: usize, const APP: usize, const STREAMS: usiz
             audio_direction: self.config.audio_direction,
             feedback: Feedback::NACK.union(Feedback::PLI).union(Feedback::FIR),
             datachannel: self.config.datachannel,
-            max_message_size: 262144,
+            max_message_size: u32::try_from(CHBUF).unwrap_or(u32::MAX),
             video_source: Some(LocalSource {
                 ssrc: self.video_ssrc,
                 cname: self.cname.as_str(),
@@ -471,6 +538,11 @@ impl<const HS: usize, const FLIGHT: usize, const APP: usize, const STREAMS: usiz
         self.remote_fingerprint = Some(fp);
         self.local_setup = neg.local_setup;
         let mtu = usize::from(self.config.mtu).saturating_sub(SRTP_MAX_OVERHEAD);
+        self.datachannel = neg
+            .media
+            .iter()
+            .find(|m| m.kind == MediaKind::Application)
+            .map(|m| (m.remote_sctp_port.unwrap_or(5000), m.remote_max_message_size.map_or(65536, |s| if s == 0 { usize::MAX } else { s as usize })));
         for m in &neg.media {
             let Some((codec, pt)) = m.codec else { continue };
             let (slot, ssrc, seed) = match m.kind {
@@ -604,14 +676,20 @@ impl<const HS: usize, const FLIGHT: usize, const APP: usize, const STREAMS: usiz
                     self.connected_at = Some(now);
                     self.next_rtcp = Some(now);
                     self.push_event(PeerEvent::Connected);
+                    self.start_sctp(now, is_client);
                 }
                 DtlsEvent::Connected { srtp: None, .. } => self.fail(PeerFailure::NoSrtpProfile),
                 DtlsEvent::ApplicationData { .. } => {
-                    // Data channels (SCTP) are not wired in yet: discard.
-                    let mut sink = [0u8; 64];
-                    if let Some(d) = self.dtls.as_mut() {
-                        while let Ok(Some(_)) = d.read_application_data(&mut sink) {}
+                    let mut record = [0u8; MAX_RECORD_PLAINTEXT];
+                    while let Some(Ok(Some(n))) = self.dtls.as_mut().map(|d| d.read_application_data(&mut record)) {
+                        match self.sctp.as_mut() {
+                            Some(a) => {
+                                let _ = a.handle_receive(now, &record[..n]);
+                            }
+                            None => self.datagrams_dropped += 1,
+                        }
                     }
+                    self.drain_sctp();
                 }
                 DtlsEvent::PeerClosed => self.fail(PeerFailure::RemoteClosed),
                 DtlsEvent::Failed(f) => self.fail(PeerFailure::Dtls(f)),
@@ -731,6 +809,72 @@ impl<const HS: usize, const FLIGHT: usize, const APP: usize, const STREAMS: usiz
         }
     }
 
+    fn start_sctp(&mut self, now: Instant, is_client: bool) {
+        let Some((remote_port, max_message)) = self.datachannel else { return };
+        let config = SctpConfig {
+            remote_port,
+            // DTLS record overhead: 13-byte header + up to 24 bytes of AEAD nonce and tag.
+            mtu: usize::from(self.config.mtu).saturating_sub(48),
+            peer_max_message_size: max_message,
+            ..SctpConfig::default()
+        };
+        let role = if is_client { sctp::Role::Client } else { sctp::Role::Server };
+        let mut a = SctpAssociationN::new(config, role, &mut self.rng);
+        a.connect(now);
+        self.sctp = Some(a);
+    }
+
+    fn drain_sctp(&mut self) {
+        let Some(a) = self.sctp.as_mut() else { return };
+        let mut evs: Vec<PeerEvent, EVENT_QUEUE_LEN> = Vec::new();
+        while let Some(e) = a.poll_event() {
+            let pe = match e {
+                sctp::Event::AssociationEstablished => continue,
+                sctp::Event::AssociationLost { reason } => PeerEvent::DataTransportLost(reason),
+                sctp::Event::ChannelOpened { id, by_peer, .. } => PeerEvent::ChannelOpen { id: id.0, by_remote: by_peer },
+                sctp::Event::ChannelClosed { id } => PeerEvent::ChannelClosed { id: id.0 },
+                sctp::Event::MessageReceived { channel, kind, len } => {
+                    PeerEvent::ChannelData { id: channel.0, binary: kind == MessageKind::Binary, len }
+                }
+            };
+            if evs.push(pe).is_err() {
+                break;
+            }
+        }
+        for e in evs {
+            self.push_event(e);
+        }
+    }
+
+    fn association(&mut self) -> Result<&mut SctpAssociationN<CHBUF, CHBUF, CHANNELS, CHUNKS>, PeerError> {
+        self.sctp.as_mut().ok_or(PeerError::Sctp(SctpError::NotConnected))
+    }
+
+    /// Open a reliable, ordered data channel (DCEP); usable once
+    /// [`PeerEvent::ChannelOpen`] arrives (messages sent before are queued).
+    pub fn open_channel(&mut self, now: Instant, label: &str) -> Result<u16, PeerError> {
+        let id = self.association()?.open_channel(now, label, "", ChannelConfig::default()).map_err(PeerError::Sctp)?;
+        Ok(id.0)
+    }
+
+    /// Queue a message on channel `id` (text or binary).
+    pub fn send_data(&mut self, now: Instant, id: u16, binary: bool, data: &[u8]) -> Result<(), PeerError> {
+        let kind = if binary { MessageKind::Binary } else { MessageKind::Text };
+        self.association()?.send(now, ChannelId(id), kind, data).map_err(PeerError::Sctp)
+    }
+
+    /// Read the oldest message announced by [`PeerEvent::ChannelData`]:
+    /// (channel id, binary, length written into `out`).
+    pub fn read_data(&mut self, out: &mut [u8]) -> Result<(u16, bool, usize), PeerError> {
+        let (id, kind, n) = self.association()?.read_message(out).map_err(PeerError::Sctp)?;
+        Ok((id.0, kind == MessageKind::Binary, n))
+    }
+
+    /// The label of data channel `id`.
+    pub fn channel_label(&self, id: u16) -> Option<&str> {
+        self.sctp.as_ref()?.channel_label(ChannelId(id))
+    }
+
     /// Ask the remote for a keyframe of the video we receive (PLI).
     pub fn request_keyframe(&mut self) -> Result<(), PeerError> {
         let t = self
@@ -794,6 +938,17 @@ impl<const HS: usize, const FLIGHT: usize, const APP: usize, const STREAMS: usiz
         if let Some(d) = self.dtls.as_mut() {
             if let Some(len) = d.poll_transmit(now, buf) {
                 return Some(Transmit { source: None, destination, len });
+            }
+            // One SCTP packet into one DTLS record.
+            if let (Some(a), true) = (self.sctp.as_mut(), d.is_connected()) {
+                if let Some(n) = a.poll_transmit(now, buf) {
+                    let sent = d.send_application_data(buf.get(..n).unwrap_or(&[]));
+                    if sent.is_ok() {
+                        if let Some(len) = d.poll_transmit(now, buf) {
+                            return Some(Transmit { source: None, destination, len });
+                        }
+                    }
+                }
             }
         }
         if self.state == PeerState::Connected {
@@ -879,6 +1034,10 @@ impl<const HS: usize, const FLIGHT: usize, const APP: usize, const STREAMS: usiz
             d.handle_timeout(now);
         }
         self.drain_dtls(now);
+        if let Some(a) = self.sctp.as_mut() {
+            a.handle_timeout(now);
+        }
+        self.drain_sctp();
         if self.connected_at.is_some() {
             if let Some(last) = self.ice.last_check {
                 if now >= last + self.config.consent_timeout {

@@ -232,3 +232,39 @@ fn malformed_sdp_is_a_clear_error() {
         let _ = view.handle_receive(Instant::ZERO, addr(CAM), &mut d);
     }
 }
+
+#[test]
+fn data_channel_both_ways() {
+    let mut p = Pair::new(5, PeerConfig::viewer());
+    p.connect();
+    let id = p.cam.open_channel(p.now, "chat").unwrap();
+    p.cam.send_data(p.now, id, false, b"hello from the camera").unwrap();
+    for _ in 0..10 {
+        p.step();
+    }
+    let opened = p.view_events.iter().find_map(|e| match e {
+        PeerEvent::ChannelOpen { id, by_remote: true } => Some(*id),
+        _ => None,
+    });
+    assert_eq!(opened, Some(id), "{:?}", p.view_events);
+    assert_eq!(p.view.channel_label(id), Some("chat"));
+    assert!(p.cam_events.contains(&PeerEvent::ChannelOpen { id, by_remote: false }), "{:?}", p.cam_events);
+    let len = p.view_events.iter().find_map(|e| match e {
+        PeerEvent::ChannelData { id: i, binary: false, len } if *i == id => Some(*len),
+        _ => None,
+    });
+    assert_eq!(len, Some(21));
+    let mut out = [0u8; 64];
+    assert_eq!(p.view.read_data(&mut out).unwrap(), (id, false, 21));
+    assert_eq!(&out[..21], b"hello from the camera");
+    // A 10 KB binary reply spans several SCTP chunks and DTLS records.
+    let big: StdVec<u8> = (0..10_000u32).map(|i| (i * 7) as u8).collect();
+    p.view.send_data(p.now, id, true, &big).unwrap();
+    for _ in 0..10 {
+        p.step();
+    }
+    let mut out = std::vec![0u8; 16384];
+    let (rid, binary, n) = p.cam.read_data(&mut out).unwrap();
+    assert_eq!((rid, binary, n), (id, true, big.len()));
+    assert_eq!(&out[..n], &big[..]);
+}
