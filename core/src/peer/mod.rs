@@ -37,18 +37,18 @@ use core::net::SocketAddr;
 use heapless::{Deque, String, Vec};
 use rand_core::{CryptoRng, RngCore};
 
+use crate::dtls::MAX_RECORD_PLAINTEXT;
 use crate::dtls::{
     DtlsConfig, DtlsEndpointN, DtlsEvent, DtlsFailure, DtlsIdentity, DtlsRole, DEFAULT_APP_BUFFER,
     DEFAULT_FLIGHT_BUFFER, DEFAULT_HANDSHAKE_BUFFER,
 };
-use crate::dtls::MAX_RECORD_PLAINTEXT;
 use crate::rtcp::wire::{CompoundIter, CompoundWriter, RtcpPacket, SenderInfo};
-use crate::sctp::{self, ChannelConfig, ChannelId, MessageKind, SctpAssociationN, SctpConfig, SctpError};
 use crate::rtp::audio::{G711Payloader, OpusPayloader};
 use crate::rtp::h264::H264Payloader;
 use crate::rtp::packetizer::{Chunk, FramePackets, Payloader, RtpPacketizer};
 use crate::rtp::vp8::Vp8Payloader;
 use crate::rtp::wire::RtpPacket;
+use crate::sctp::{self, ChannelConfig, ChannelId, MessageKind, SctpAssociationN, SctpConfig, SctpError};
 use crate::sdp::{
     self, accept_answer, build_answer, build_offer, Candidate, CodecChoice, Direction, Feedback, Fingerprint,
     HashFunction, LocalSource, LocalTransport, MediaKind, MediaPolicy, NegotiationError, SessionDescription, Setup,
@@ -162,10 +162,19 @@ pub enum PeerEvent {
         kind: MediaKind,
     },
     /// A data channel is open (label: [`PeerN::channel_label`]).
-    ChannelOpen { id: u16, by_remote: bool },
+    ChannelOpen {
+        id: u16,
+        by_remote: bool,
+    },
     /// A data channel message of `len` bytes is ready for [`PeerN::read_data`].
-    ChannelData { id: u16, binary: bool, len: usize },
-    ChannelClosed { id: u16 },
+    ChannelData {
+        id: u16,
+        binary: bool,
+        len: usize,
+    },
+    ChannelClosed {
+        id: u16,
+    },
     /// The SCTP association ended (data channels are gone; media may go on).
     DataTransportLost(DataLostReason),
     Failed(PeerFailure),
@@ -538,11 +547,12 @@ impl<
         self.remote_fingerprint = Some(fp);
         self.local_setup = neg.local_setup;
         let mtu = usize::from(self.config.mtu).saturating_sub(SRTP_MAX_OVERHEAD);
-        self.datachannel = neg
-            .media
-            .iter()
-            .find(|m| m.kind == MediaKind::Application)
-            .map(|m| (m.remote_sctp_port.unwrap_or(5000), m.remote_max_message_size.map_or(65536, |s| if s == 0 { usize::MAX } else { s as usize })));
+        self.datachannel = neg.media.iter().find(|m| m.kind == MediaKind::Application).map(|m| {
+            (
+                m.remote_sctp_port.unwrap_or(5000),
+                m.remote_max_message_size.map_or(65536, |s| if s == 0 { usize::MAX } else { s as usize }),
+            )
+        });
         for m in &neg.media {
             let Some((codec, pt)) = m.codec else { continue };
             let (slot, ssrc, seed) = match m.kind {
@@ -831,7 +841,9 @@ impl<
             let pe = match e {
                 sctp::Event::AssociationEstablished => continue,
                 sctp::Event::AssociationLost { reason } => PeerEvent::DataTransportLost(reason),
-                sctp::Event::ChannelOpened { id, by_peer, .. } => PeerEvent::ChannelOpen { id: id.0, by_remote: by_peer },
+                sctp::Event::ChannelOpened { id, by_peer, .. } => {
+                    PeerEvent::ChannelOpen { id: id.0, by_remote: by_peer }
+                }
                 sctp::Event::ChannelClosed { id } => PeerEvent::ChannelClosed { id: id.0 },
                 sctp::Event::MessageReceived { channel, kind, len } => {
                     PeerEvent::ChannelData { id: channel.0, binary: kind == MessageKind::Binary, len }
