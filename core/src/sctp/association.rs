@@ -181,6 +181,9 @@ pub enum LostReason {
     HandshakeTimeout,
     /// `max_retransmits` consecutive retransmission or heartbeat failures.
     Timeout,
+    /// The peer broke the protocol (e.g. acknowledged data never sent, or
+    /// sent a message larger than our max-message-size); we sent ABORT.
+    ProtocolViolation,
 }
 
 /// A channel label (at most [`MAX_LABEL_LEN`] bytes).
@@ -1685,6 +1688,14 @@ impl<const SEND: usize, const RECV: usize, const STREAMS: usize, const CHUNKS: u
                 }
             }
             if self.rx_len >= CHUNKS || RECV - self.rx_used < len {
+                // A message that cannot fit even in an empty buffer can never
+                // be delivered: the peer ignored our max-message-size
+                // (RFC 8841 6.1). End the association rather than stall.
+                if self.partial_message_len(pos, d).is_some_and(|have| have + len > RECV) {
+                    self.send_abort = Some(cause::PROTOCOL_VIOLATION);
+                    self.die(LostReason::ProtocolViolation);
+                    return;
+                }
                 self.stats.rx_chunks_dropped += 1;
                 self.sack_now = true;
                 return;
@@ -1730,6 +1741,32 @@ impl<const SEND: usize, const RECV: usize, const STREAMS: usize, const CHUNKS: u
         {
             self.sack_now = true;
         }
+    }
+
+    /// Bytes already stored of the message `d` continues, if its fragments
+    /// from the first one up to `d` are all present just before rx index `pos`.
+    fn partial_message_len(&self, pos: usize, d: &DataChunk<'_>) -> Option<usize> {
+        if d.flags & data_flags::BEGIN != 0 {
+            return None;
+        }
+        let ordered = d.flags & data_flags::UNORDERED == 0;
+        let mut sum = 0usize;
+        let mut expect = d.tsn.wrapping_sub(1);
+        for c in self.rx.get(..pos)?.iter().rev() {
+            if c.tsn != expect
+                || c.stream != d.stream_id
+                || (ordered && c.ssn != d.ssn)
+                || c.flags & data_flags::END != 0
+            {
+                return None;
+            }
+            sum += c.len as usize;
+            if c.flags & data_flags::BEGIN != 0 {
+                return Some(sum);
+            }
+            expect = expect.wrapping_sub(1);
+        }
+        None
     }
 
     fn on_forward_tsn(&mut self, f: &ForwardTsnChunk<'_>) {
@@ -2003,7 +2040,7 @@ impl<const SEND: usize, const RECV: usize, const STREAMS: usize, const CHUNKS: u
         if tsn_lt(highest_sent, cum) {
             // Acks something never sent: a protocol violation.
             self.send_abort = Some(cause::PROTOCOL_VIOLATION);
-            self.die(LostReason::LocalAbort);
+            self.die(LostReason::ProtocolViolation);
             return;
         }
         let flight_before = self.flight_size();

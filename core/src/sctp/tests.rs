@@ -751,6 +751,57 @@ fn bogus_sack_gap_blocks_are_bounded() {
 }
 
 #[test]
+fn message_above_our_max_message_size_aborts_instead_of_stalling() {
+    type Big = SctpAssociationN<262144, 262144, 4, 512>;
+    type Small = SctpAssociationN<16384, 16384, 4, 64>;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(33);
+    let mut a = Box::new(Big::new(config(), Role::Client, &mut rng));
+    let mut b = Box::new(Small::new(config(), Role::Server, &mut rng));
+    assert_eq!(b.max_message_size(), 16384);
+    let mut now = Instant::from_secs(1);
+    a.connect(now);
+    let cfg = ChannelConfig { negotiated: Some(1), ..ChannelConfig::default() };
+    let id = a.open_channel(now, "x", "", cfg).unwrap();
+    b.open_channel(now, "x", "", cfg).unwrap();
+    // A ignores B's max-message-size (as if the SDP said nothing).
+    a.set_peer_max_message_size(usize::MAX);
+    let mut sent = false;
+    let mut buf = [0u8; 1500];
+    let mut b_lost = None;
+    let mut a_lost = None;
+    for _ in 0..20000 {
+        if a.is_established() && !sent {
+            a.send(now, id, MessageKind::Binary, &[9; 40000]).unwrap();
+            sent = true;
+        }
+        while let Some(n) = a.poll_transmit(now, &mut buf) {
+            let _ = b.handle_receive(now, &buf[..n]);
+        }
+        while let Some(n) = b.poll_transmit(now, &mut buf) {
+            let _ = a.handle_receive(now, &buf[..n]);
+        }
+        while let Some(e) = b.poll_event() {
+            if let Event::AssociationLost { reason } = e {
+                b_lost = Some(reason);
+            }
+        }
+        while let Some(e) = a.poll_event() {
+            if let Event::AssociationLost { reason } = e {
+                a_lost = Some(reason);
+            }
+        }
+        if a_lost.is_some() {
+            break;
+        }
+        now += Duration::from_millis(10);
+        a.handle_timeout(now);
+        b.handle_timeout(now);
+    }
+    assert_eq!(b_lost, Some(LostReason::ProtocolViolation));
+    assert_eq!(a_lost, Some(LostReason::PeerAbort));
+}
+
+#[test]
 fn memory_footprint() {
     let default = core::mem::size_of::<SctpAssociation>();
     std::println!("size_of::<SctpAssociation>() = {default} bytes (SEND 65536, RECV 65536, STREAMS 16, CHUNKS 128)");
