@@ -45,7 +45,7 @@ async function main() {
   const pages = [];
   try {
     for (let i = 0; i < (opts.pages || 1); i++) {
-      const context = await browser.newContext({ viewport: { width: 1040, height: 560 } });
+      const context = await browser.newContext({ viewport: { width: 1180, height: 600 } });
       await context.grantPermissions(['camera', 'microphone'], { origin: new URL(url).origin });
       const page = await context.newPage();
       page.on('console', (m) => process.stderr.write(`[page ${i} ${m.type()}] ${m.text()}\n`));

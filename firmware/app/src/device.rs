@@ -36,7 +36,7 @@ use crate::frames::{FrameFormat, FramePacer, FrameSource};
 use crate::sensor::{Reading, SensorModel};
 
 /// Default bound on simultaneous viewers. Each viewer is one [`Peer`]
-/// (`size_of::<Peer>()`, about 12 KB on 64-bit hosts, printed by
+/// (`size_of::<Peer>()`, about 23 KB on 64-bit hosts, printed by
 /// `cargo test -p device-app -- --nocapture sizes`).
 pub const MAX_VIEWERS: usize = 2;
 
@@ -97,8 +97,14 @@ pub enum LeaveReason {
 /// What happened, for the caller's log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeviceEvent {
-    ViewerConnected { id: ViewerId, remote: SocketAddr },
-    ViewerLeft { id: ViewerId, reason: LeaveReason },
+    ViewerConnected {
+        id: ViewerId,
+        remote: SocketAddr,
+    },
+    ViewerLeft {
+        id: ViewerId,
+        reason: LeaveReason,
+    },
     /// A sensor reading was taken (delivered to viewers with a data channel).
     Reading(Reading),
 }
@@ -379,7 +385,10 @@ impl<'a, S: FrameSource, const N: usize> Device<'a, S, N> {
             let msg = Message::new_checked(datagram).ok()?;
             let user = msg.username().ok()??;
             let local = user.split(':').next()?;
-            return self.viewers.iter().position(|v| v.as_ref().is_some_and(|v| !v.ufrag.is_empty() && v.ufrag == local));
+            return self
+                .viewers
+                .iter()
+                .position(|v| v.as_ref().is_some_and(|v| !v.ufrag.is_empty() && v.ufrag == local));
         }
         self.viewers.iter().position(|v| v.as_ref().is_some_and(|v| v.remote == Some(source)))
     }
@@ -414,11 +423,7 @@ impl<'a, S: FrameSource, const N: usize> Device<'a, S, N> {
                     // A stored clip cannot make a keyframe on demand; the
                     // next one comes within the clip's GOP (1 s here).
                     PeerEvent::KeyframeRequest { .. } => {}
-                    PeerEvent::Failed(f) => {
-                        if v.closing.is_none() {
-                            v.closing = Some(LeaveReason::Failed(f));
-                        }
-                    }
+                    PeerEvent::Failed(f) if v.closing.is_none() => v.closing = Some(LeaveReason::Failed(f)),
                     #[allow(unreachable_patterns)]
                     _ => {}
                 }

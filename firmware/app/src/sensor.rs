@@ -62,9 +62,9 @@ impl Reading {
     /// into `out`; returns the length.
     pub fn write_json_line(&self, out: &mut [u8]) -> Result<usize, BufferTooSmall> {
         let mut w = SliceWriter { buf: out, len: 0 };
-        write!(
+        writeln!(
             w,
-            "{{\"seq\":{},\"uptime_ms\":{},\"temperature_c\":{},\"humidity_pct\":{}}}\n",
+            "{{\"seq\":{},\"uptime_ms\":{},\"temperature_c\":{},\"humidity_pct\":{}}}",
             self.seq,
             self.uptime_ms,
             Centi(i64::from(self.centi_celsius)),

@@ -180,7 +180,7 @@ fn two_viewers_get_video_third_is_refused() {
     for id in [a, b] {
         let v = &w.viewers[&id];
         assert_eq!(v.peer.state(), PeerState::Connected);
-        assert!(w.events.iter().any(|e| *e == DeviceEvent::ViewerConnected { id, remote: v.addr }), "{:?}", w.events);
+        assert!(w.events.contains(&DeviceEvent::ViewerConnected { id, remote: v.addr }), "{:?}", w.events);
         // ~45 frames in 3 s; a viewer starts at the first keyframe.
         assert!(v.video_frames >= 30, "viewer {id}: {} frames", v.video_frames);
         assert_eq!(v.peer.stats().video.packets_lost, 0);
@@ -217,7 +217,11 @@ fn chromium_offer_is_answered_and_slot_times_out() {
     let answer = std::str::from_utf8(&answer[..n]).unwrap();
     let parsed = SessionDescription::parse(answer).unwrap();
     let kinds: Vec<_> = parsed.media.iter().map(|m| (m.kind, m.port != 0)).collect();
-    assert_eq!(kinds, [(MediaKind::Audio, false), (MediaKind::Video, true), (MediaKind::Application, true)], "{answer}");
+    assert_eq!(
+        kinds,
+        [(MediaKind::Audio, false), (MediaKind::Video, true), (MediaKind::Application, true)],
+        "{answer}"
+    );
     assert!(answer.contains("H264/90000"), "{answer}");
     // Nobody connects: the slot is freed after CONNECT_TIMEOUT.
     let later = now + CONNECT_TIMEOUT;
@@ -239,7 +243,8 @@ fn bad_input_is_refused_without_taking_a_slot() {
         assert!(matches!(dev.add_viewer(now, bad, &mut out, &mut rng), Err(DeviceError::Peer(_))), "{bad:?}");
     }
     // An offer with only audio: no camera to give, refused.
-    let audio_only = CHROMIUM_OFFER.split("m=video").next().unwrap().replace("a=group:BUNDLE 0 1 2", "a=group:BUNDLE 0");
+    let audio_only =
+        CHROMIUM_OFFER.split("m=video").next().unwrap().replace("a=group:BUNDLE 0 1 2", "a=group:BUNDLE 0");
     assert!(dev.add_viewer(now, &audio_only, &mut out, &mut rng).is_err());
     assert_eq!(dev.viewer_count(), 0);
     // Answer buffer too small: an error, no slot taken.
@@ -254,5 +259,8 @@ fn bad_input_is_refused_without_taking_a_slot() {
     let mut empty = [];
     let _ = dev.handle_receive(now, src, &mut empty);
     assert_eq!(dev.stats().datagrams_unmatched, 9);
-    assert_eq!(dev.add_remote_candidate(99, "candidate:1 1 udp 1 127.0.0.1 1 typ host"), Err(DeviceError::UnknownViewer));
+    assert_eq!(
+        dev.add_remote_candidate(99, "candidate:1 1 udp 1 127.0.0.1 1 typ host"),
+        Err(DeviceError::UnknownViewer)
+    );
 }

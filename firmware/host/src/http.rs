@@ -221,7 +221,8 @@ pub fn client_request(
         resp_headers.push((k.trim().to_string(), v.trim().to_string()));
     }
     let mut body = raw.split_off(head_end + 4);
-    let len = resp_headers.iter().find(|(k, _)| k.eq_ignore_ascii_case("Content-Length")).map(|(_, v)| v.parse::<usize>());
+    let len =
+        resp_headers.iter().find(|(k, _)| k.eq_ignore_ascii_case("Content-Length")).map(|(_, v)| v.parse::<usize>());
     match len {
         Some(Ok(n)) if n <= body.len() => body.truncate(n),
         Some(Ok(_)) => return Err(bad("response body shorter than Content-Length")),
@@ -248,8 +249,10 @@ mod tests {
 
     #[test]
     fn reads_request_with_body() {
-        let r = parse(b"POST /whep HTTP/1.1\r\nHost: x\r\nContent-Type: application/sdp\r\nContent-Length: 5\r\n\r\nv=0\r\nextra")
-            .unwrap();
+        let r = parse(
+            b"POST /whep HTTP/1.1\r\nHost: x\r\nContent-Type: application/sdp\r\nContent-Length: 5\r\n\r\nv=0\r\nextra",
+        )
+        .unwrap();
         assert_eq!(r.method, "POST");
         assert_eq!(r.path, "/whep");
         assert_eq!(r.header("content-type"), Some("application/sdp"));

@@ -1,22 +1,12 @@
-//! The tinyrtc virtual device: the `device-app` application on Linux.
-//!
-//! One UDP socket carries every viewer's media; an HTTP server on
-//! 127.0.0.1 serves the viewer page at `/` and WHEP-shaped signaling
-//! (RFC 9725): `POST /whep` (SDP offer -> 201, `Location`, SDP answer),
-//! `PATCH /whep/<id>` (trickle-ice-sdpfrag), `DELETE /whep/<id>`.
+//! `virtual-device`: run the tinyrtc device application on this machine.
+//! `cargo run --release -p virtual-device`, then open the printed URL.
 //! With `--whip URL` it also publishes its camera to a WHIP server.
-//!
-//! Run: `cargo run --release -p virtual-device` and open the printed URL.
-
-mod http;
-mod server;
-mod whip;
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use server::{Options, VirtualDevice};
+use virtual_device::{say, whip, Options, VirtualDevice};
 
 const USAGE: &str = "\
 usage: virtual-device [--port N] [--udp-port N] [--stats SECS] [--whip URL]
@@ -67,9 +57,9 @@ fn main() -> ExitCode {
         }
     };
     let http: SocketAddr = dev.http_addr();
-    println!("tinyrtc virtual device");
-    println!("  open http://{http}/ in a browser (viewers: at most {})", device_app::MAX_VIEWERS);
-    println!("  WHEP endpoint: http://{http}/whep   media on udp {}", dev.udp_addr());
+    say!("tinyrtc virtual device");
+    say!("  open http://{http}/ in a browser (viewers: at most {})", device_app::MAX_VIEWERS);
+    say!("  WHEP endpoint: http://{http}/whep   media on udp {}", dev.udp_addr());
     let stop = dev.stop_flag();
     if let Err(e) = ctrlc::set_handler(move || stop.store(true, std::sync::atomic::Ordering::SeqCst)) {
         eprintln!("virtual-device: cannot install the Ctrl-C handler: {e}");
@@ -77,7 +67,7 @@ fn main() -> ExitCode {
     let whip = match &opts.whip {
         Some(url) => match whip::Publisher::start(&dev, url) {
             Ok(p) => {
-                println!("  publishing to {url} (resource {})", p.resource());
+                say!("  publishing to {url} (resource {})", p.resource());
                 Some(p)
             }
             Err(e) => {
@@ -93,7 +83,7 @@ fn main() -> ExitCode {
         p.stop(&dev);
     }
     dev.shutdown();
-    println!("stopped");
+    say!("stopped");
     ExitCode::SUCCESS
 }
 

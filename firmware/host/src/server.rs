@@ -66,17 +66,17 @@ impl Shared {
         let socket = UdpSocket::bind(("127.0.0.1", udp_port))?;
         let mut rng = StdRng::from_entropy();
         let identity = DtlsIdentity::generate(&mut rng);
-        let mut device = Box::new(Device::new(identity, AnnexBClip::new(CLIP, CLIP_FPS), CLIP, rand::Rng::gen(&mut rng)));
-        device
-            .add_local_address(socket.local_addr()?)
-            .map_err(|e| io::Error::new(io::ErrorKind::Other, format!("{e:?}")))?;
+        let mut device =
+            Box::new(Device::new(identity, AnnexBClip::new(CLIP, CLIP_FPS), CLIP, rand::Rng::gen(&mut rng)));
+        device.add_local_address(socket.local_addr()?).map_err(|e| io::Error::other(format!("{e:?}")))?;
+        let loopback_only = socket.local_addr()?.ip().is_loopback();
         Ok(Shared {
             core: Mutex::new(Core { device, rng }),
             socket,
             epoch: std::time::Instant::now(),
             stop: Arc::new(AtomicBool::new(false)),
             http_connections: AtomicUsize::new(0),
-            loopback_only: socket.local_addr()?.ip().is_loopback(),
+            loopback_only,
         })
     }
 
@@ -105,8 +105,8 @@ impl Shared {
         }
         while let Some(e) = device.poll_event() {
             match e {
-                DeviceEvent::ViewerConnected { id, remote } => println!("viewer {id}: connected from {remote}"),
-                DeviceEvent::ViewerLeft { id, reason } => println!("viewer {id}: left ({reason:?})"),
+                DeviceEvent::ViewerConnected { id, remote } => say!("viewer {id}: connected from {remote}"),
+                DeviceEvent::ViewerLeft { id, reason } => say!("viewer {id}: left ({reason:?})"),
                 DeviceEvent::Reading(_) => {}
             }
         }
@@ -208,9 +208,7 @@ fn path_id(rest: &str) -> Option<u32> {
 }
 
 fn content_type_is(req: &Request, want: &str) -> bool {
-    req.header("Content-Type")
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case(want))
+    req.header("Content-Type").and_then(|v| v.split(';').next()).is_some_and(|v| v.trim().eq_ignore_ascii_case(want))
 }
 
 fn device_error(e: DeviceError) -> Response {
@@ -247,12 +245,12 @@ pub fn route(shared: &Shared, req: Request) -> Response {
             match r {
                 Ok((id, n)) => {
                     answer.truncate(n);
-                    println!("viewer {id}: offer accepted");
+                    say!("viewer {id}: offer accepted");
                     Response::new(201, "application/sdp", answer).with_header("Location", &format!("/whep/{id}"))
                 }
                 Err(e) => {
                     if e == DeviceError::Full {
-                        println!("offer refused: all {MAX_VIEWERS} viewer slots in use");
+                        say!("offer refused: all {MAX_VIEWERS} viewer slots in use");
                     }
                     device_error(e)
                 }
@@ -279,7 +277,9 @@ pub fn route(shared: &Shared, req: Request) -> Response {
                         for line in frag.lines().map(str::trim).filter(|l| l.starts_with("a=candidate:")) {
                             if let Err(e) = d.add_remote_candidate(id, line) {
                                 return match e {
-                                    DeviceError::Peer(_) => Response::error(400, &format!("bad candidate line: {line}")),
+                                    DeviceError::Peer(_) => {
+                                        Response::error(400, &format!("bad candidate line: {line}"))
+                                    }
                                     e => device_error(e),
                                 };
                             }
@@ -289,7 +289,7 @@ pub fn route(shared: &Shared, req: Request) -> Response {
                 }
                 "DELETE" => match shared.with_device(|d, _, _| d.remove_viewer(id)) {
                     Ok(()) => {
-                        println!("viewer {id}: hung up");
+                        say!("viewer {id}: hung up");
                         Response::new(200, "text/plain", "")
                     }
                     Err(e) => device_error(e),
@@ -302,7 +302,8 @@ pub fn route(shared: &Shared, req: Request) -> Response {
 }
 
 /// The running device: network loop on the caller's thread ([`Self::run`]),
-/// HTTP server on its own.
+/// HTTP server on its own. Clones share the device.
+#[derive(Clone)]
 pub struct VirtualDevice {
     shared: Arc<Shared>,
     http_addr: SocketAddr,
@@ -361,7 +362,7 @@ impl VirtualDevice {
             if let (Some(at), Some(every)) = (next_stats, opts.stats_every) {
                 if std::time::Instant::now() >= at {
                     for line in self.shared.stats_lines() {
-                        println!("{line}");
+                        say!("{line}");
                     }
                     next_stats = Some(at + every);
                 }

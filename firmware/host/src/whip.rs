@@ -73,11 +73,17 @@ impl Publisher {
         let drop_session = || {
             let _ = dev.shared().with_device(|d, _, _| d.remove_viewer(id));
         };
-        let r = http::client_request(&endpoint.authority, "POST", &endpoint.path, &[("Content-Type", "application/sdp")], &offer)
-            .map_err(|e| {
-                drop_session();
-                format!("POST {url}: {e}")
-            })?;
+        let r = http::client_request(
+            &endpoint.authority,
+            "POST",
+            &endpoint.path,
+            &[("Content-Type", "application/sdp")],
+            &offer,
+        )
+        .map_err(|e| {
+            drop_session();
+            format!("POST {url}: {e}")
+        })?;
         if r.status != 201 {
             drop_session();
             return Err(refused("offer refused", &r));
