@@ -98,3 +98,58 @@ impl core::fmt::Display for Error {
 
 #[cfg(feature = "std")]
 impl std::error::Error for Error {}
+
+#[cfg(test)]
+mod robustness {
+    //! Arbitrary bytes into every parser and state machine: errors are
+    //! fine, panics and unbounded work are not.
+    extern crate std;
+    use super::packetizer::Depacketizer;
+    use crate::time::{Duration, Instant};
+
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_packets_never_panic(packets in proptest::collection::vec(
+            (proptest::num::u16::ANY, proptest::num::u32::ANY, proptest::bool::ANY,
+             proptest::collection::vec(proptest::num::u8::ANY, 0..300)), 0..40)) {
+            let mut h = super::h264::H264Depacketizer::new([0u8; 2048]);
+            let mut v = super::vp8::Vp8Depacketizer::new([0u8; 2048]);
+            let mut j = super::mjpeg::MjpegDepacketizer::new([0u8; 4096]);
+            let mut a = super::audio::AudioDepacketizer::new([0u8; 512]);
+            let mut rcfg = super::receiver::ReceiverConfig::new(1, 2, 90_000);
+            rcfg.rtx = Some(super::sender::RtxConfig { ssrc: 3, payload_type: 97 });
+            rcfg.keyframe_detect = super::receiver::KeyframeDetect::H264;
+            let mut r = super::receiver::RtpReceiver::new(rcfg, std::vec![0u8; 8 * 1218]);
+            let mut s = super::sender::RtpSender::new(super::sender::SenderConfig::new(2, 90_000), std::vec![0u8; 8 * 1218]);
+            let mut t = Instant::from_secs(1);
+            let mut buf = [0u8; 1500];
+            for (seq, ts, m, payload) in &packets {
+                let _ = h.push(*seq, *ts, *m, payload);
+                let _ = v.push(*seq, *ts, *m, payload);
+                let _ = j.push(*seq, *ts, *m, payload);
+                let _ = a.push(*seq, *ts, *m, payload);
+                let _ = super::mjpeg::parse_jpeg(payload);
+                if let Ok(p) = super::wire::RtpPacket::new_checked(&payload[..]) {
+                    let _ = p.extensions().count();
+                    let _ = p.payload();
+                }
+                // As RTP (with a valid first byte and our SSRCs) and as RTCP.
+                let mut pkt = payload.clone();
+                if pkt.len() >= 12 {
+                    pkt[0] = 0x80 | (pkt[0] & 0x3f);
+                    pkt[8..12].copy_from_slice(&[0, 0, 0, if *m { 2 } else { 3 }]);
+                }
+                let _ = r.handle_rtp(t, &pkt);
+                let _ = r.handle_rtcp(t, payload);
+                let _ = s.handle_rtcp(t, payload);
+                let _ = s.handle_sent(t, &pkt);
+                while r.poll_packet(&mut buf).is_some() {}
+                while r.poll_transmit(t, &mut buf).is_some() {}
+                while s.poll_transmit(t, &mut buf).is_some() {}
+                while r.poll_event().is_some() {}
+                while s.poll_event().is_some() {}
+                t += Duration::from_millis(7);
+            }
+        }
+    }
+}
