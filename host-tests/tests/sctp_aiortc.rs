@@ -131,6 +131,8 @@ impl Drop for KillOnDrop {
     }
 }
 
+type DropFilter = Box<dyn FnMut(&[u8]) -> bool>;
+
 struct Driver {
     assoc: Box<SctpAssociation>,
     sock: UdpSocket,
@@ -139,7 +141,7 @@ struct Driver {
     events: Vec<Event>,
     messages: Vec<(ChannelId, MessageKind, Vec<u8>)>,
     /// Outgoing packets for which this returns true are dropped (loss).
-    drop: Option<Box<dyn FnMut(&[u8]) -> bool>>,
+    drop: Option<DropFilter>,
     dropped: usize,
 }
 
