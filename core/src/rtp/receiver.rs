@@ -312,7 +312,16 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> RtpReceiver<B> {
         }
         if ext >= next + cap {
             let new_next = ext + 1 - cap;
-            for e in next..new_next {
+            // Only the last `cap` numbers can be in the store or the loss list;
+            // a longer jump counts the rest as lost in bulk (bounded work).
+            let from = next.max(new_next.saturating_sub(cap));
+            let skipped = (from - next).min(u32::MAX as u64) as u32;
+            if skipped > 0 {
+                self.stats.lost_given_up = self.stats.lost_given_up.saturating_add(skipped);
+                self.missing.retain(|m| m.ext >= from);
+                self.pli_pending = true;
+            }
+            for e in from..new_next {
                 if !self.store.contains(e) {
                     self.give_up(now, e);
                 }
@@ -323,7 +332,8 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> RtpReceiver<B> {
         // Gap: register the missing numbers.
         if let Some(high) = prev_high {
             if ext > high + 1 {
-                let from = (high + 1).max(ext.saturating_sub(MAX_TRACKED_LOSSES as u64));
+                let from =
+                    (high + 1).max(ext.saturating_sub(MAX_TRACKED_LOSSES as u64)).max(self.next_deliver.unwrap_or(0));
                 for e in from..ext {
                     if self.missing.is_full() {
                         let oldest = self.missing.remove(0);
@@ -633,6 +643,30 @@ mod tests {
         assert_eq!(r.poll_event(), Some(ReceiverEvent::Lost { seq: 11 }));
         assert_eq!(drain(&mut r), [10, 12]);
         assert_eq!(r.stats().cumulative_lost, 1);
+    }
+
+    #[test]
+    fn huge_sequence_jump_is_bounded_work() {
+        let mut r = receiver(8);
+        let mut buf = [0u8; 1500];
+        let t = Instant::from_secs(1);
+        for seq in [0u16, 1] {
+            let n = packet(seq, 0, &mut buf);
+            r.handle_rtp(t, &buf[..n]).unwrap();
+        }
+        assert_eq!(drain(&mut r), [0, 1]);
+        for seq in [30_000u16, 30_001] {
+            let n = packet(seq, 0, &mut buf);
+            r.handle_rtp(t, &buf[..n]).unwrap();
+        }
+        // The buffer (8) slid to the newest packets; the 7 just before them are
+        // still NACKed, everything older is lost at once.
+        assert_eq!(drain(&mut r), Vec::<u16>::new());
+        r.handle_timeout(t + Duration::from_secs(2));
+        assert_eq!(drain(&mut r), [30_000, 30_001]);
+        assert_eq!(r.stats().lost_given_up, 30_000 - 2);
+        let o = r.poll_transmit(t + Duration::from_secs(2), &mut buf).unwrap();
+        assert!(matches!(CompoundIter::new(&buf[..o.len]).next(), Some(Ok(RtcpPacket::Pli { .. }))));
     }
 
     #[test]
