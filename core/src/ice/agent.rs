@@ -508,7 +508,7 @@ impl<const L: usize, const R: usize, const P: usize, const T: usize> IceAgentN<L
     }
     /// The local candidates gathered so far.
     pub fn local_candidates(&self) -> impl Iterator<Item = Candidate> + '_ {
-        (0..self.locals.len()).map(|i| self.local_candidate(i))
+        (0..self.locals.len()).filter_map(|i| self.local_candidate(i))
     }
     /// Number of remote candidates kept (mDNS ones included).
     pub fn remote_candidate_count(&self) -> usize {
@@ -522,10 +522,10 @@ impl<const L: usize, const R: usize, const P: usize, const T: usize> IceAgentN<L
         })
     }
 
-    fn local_candidate(&self, i: usize) -> Candidate {
-        let l = &self.locals[i];
+    fn local_candidate(&self, i: usize) -> Option<Candidate> {
+        let l = self.locals.get(i)?;
         let related = (l.kind != CandidateKind::Host).then_some(l.base);
-        Candidate::new(l.kind, l.addr, l.priority, &foundation_string(l.foundation), related)
+        Some(Candidate::new(l.kind, l.addr, l.priority, &foundation_string(l.foundation), related))
     }
 
     fn pair_addrs(&self, p: &Pair) -> Option<(SocketAddr, SocketAddr)> {
@@ -685,6 +685,15 @@ impl<const L: usize, const R: usize, const P: usize, const T: usize> IceAgentN<L
         self.triggered.clear();
         self.responses.clear();
         self.locals.retain(|l| l.kind == CandidateKind::Host);
+        // Candidate indices changed: forget undelivered announcements (all
+        // host candidates are announced again below).
+        let mut kept: heapless::Deque<PendingEvent, EVENT_QUEUE_LEN> = heapless::Deque::new();
+        while let Some(e) = self.events.pop_front() {
+            if !matches!(e, PendingEvent::Gathered(_)) {
+                let _ = kept.push_back(e);
+            }
+        }
+        self.events = kept;
         self.nominated_done = false;
         self.nomination_in_flight = false;
         self.first_valid_at = None;
@@ -1517,7 +1526,10 @@ impl<const L: usize, const R: usize, const P: usize, const T: usize> IceAgentN<L
     pub fn poll_event(&mut self) -> Option<IceEvent> {
         if let Some(e) = self.events.pop_front() {
             return Some(match e {
-                PendingEvent::Gathered(i) => IceEvent::CandidateGathered(self.local_candidate(i as usize)),
+                PendingEvent::Gathered(i) => match self.local_candidate(i as usize) {
+                    Some(c) => IceEvent::CandidateGathered(c),
+                    None => return self.poll_event(),
+                },
                 PendingEvent::State(s) => IceEvent::StateChanged(s),
                 PendingEvent::Selected => match self.selected {
                     Some(s) => IceEvent::SelectedPairChanged { local: s.local, remote: s.remote },

@@ -667,3 +667,29 @@ fn capacities_are_enforced() {
     assert!(IceCredentials::new("a b", "x").is_err());
     assert!(a.set_remote_credentials("abcd", &"p".repeat(65)).is_err());
 }
+
+#[test]
+fn restart_with_undrained_events_announces_current_candidates_only() {
+    // host, srflx, host: the restart drops the srflx and renumbers.
+    let stun: SocketAddr = "192.0.2.1:3478".parse().unwrap();
+    let mut a = IceAgent::new(IceConfig::default(), true, creds(1), &mut rng(1));
+    a.add_stun_server(stun).unwrap();
+    a.add_local_candidate("10.0.0.1:1000".parse().unwrap()).unwrap();
+    let mut server = BindingServer::default();
+    let mut buf = [0u8; 512];
+    let t = a.poll_transmit(Instant::ZERO, &mut buf).unwrap();
+    let mut out = [0u8; 256];
+    let n = server.respond(&buf[..t.len], "203.0.113.1:2000".parse().unwrap(), &mut out).unwrap().unwrap();
+    a.handle_receive(Instant::ZERO, t.source.unwrap(), stun, &out[..n]).unwrap();
+    a.add_local_candidate("10.0.0.1:1001".parse().unwrap()).unwrap();
+    assert_eq!(a.local_candidates().count(), 3);
+    a.restart(creds(2));
+    let gathered: Vec<_> = std::iter::from_fn(|| a.poll_event())
+        .filter_map(|e| match e {
+            IceEvent::CandidateGathered(c) => Some(c.socket_addr().unwrap()),
+            _ => None,
+        })
+        .collect();
+    let hosts: Vec<SocketAddr> = ["10.0.0.1:1000".parse().unwrap(), "10.0.0.1:1001".parse().unwrap()].into();
+    assert_eq!(gathered, hosts);
+}
