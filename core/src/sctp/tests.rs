@@ -59,6 +59,10 @@ impl Pair {
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
         let a = Box::new(Assoc::new(ca, Role::Client, &mut rng));
         let b = Box::new(Assoc::new(cb, Role::Server, &mut rng));
+        Self::with_assocs(seed, a, b)
+    }
+
+    fn with_assocs(seed: u64, a: Box<Assoc>, b: Box<Assoc>) -> Pair {
         Pair {
             a,
             b,
@@ -799,6 +803,100 @@ fn message_above_our_max_message_size_aborts_instead_of_stalling() {
     }
     assert_eq!(b_lost, Some(LostReason::ProtocolViolation));
     assert_eq!(a_lost, Some(LostReason::PeerAbort));
+}
+
+/// An RNG that hands out a chosen verification tag, then a chosen initial
+/// TSN (the order `new` asks for them), then fixed filler.
+struct PinnedRng {
+    words: [u32; 2],
+    n: usize,
+}
+impl rand_core::RngCore for PinnedRng {
+    fn next_u32(&mut self) -> u32 {
+        let w = self.words.get(self.n).copied().unwrap_or(0x4242_4242);
+        self.n += 1;
+        w
+    }
+    fn next_u64(&mut self) -> u64 {
+        0x0123_4567_89ab_cdef
+    }
+    fn fill_bytes(&mut self, dest: &mut [u8]) {
+        dest.fill(0x42)
+    }
+    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rand_core::Error> {
+        dest.fill(0x42);
+        Ok(())
+    }
+}
+impl rand_core::CryptoRng for PinnedRng {}
+
+#[test]
+fn tsn_and_reset_sequence_wrap_around() {
+    // Initial TSNs just below 2^32 on both sides: every serial comparison,
+    // the receive bitmap and the reset request sequence cross the wrap.
+    let a = Box::new(Assoc::new(config(), Role::Client, &mut PinnedRng { words: [0xaaaa_0001, 0xffff_fff0], n: 0 }));
+    let b = Box::new(Assoc::new(config(), Role::Server, &mut PinnedRng { words: [0xbbbb_0002, 0xffff_ffe0], n: 0 }));
+    let mut p = Pair::with_assocs(34, a, b);
+    p.connect();
+    let id = p.open("wrap", ChannelConfig::default());
+    let pr = p.open(
+        "wrap-pr",
+        ChannelConfig { ordered: true, reliability: Reliability::MaxRetransmits(0), ..ChannelConfig::default() },
+    );
+    p.link.loss = 0.2;
+    let mut next = 0;
+    let ok = p.run_until(Duration::from_secs(300), |p| {
+        while next < 30 && p.a.send(p.now, id, MessageKind::Binary, &payload(next, 3000)).is_ok() {
+            let _ = p.a.send(p.now, pr, MessageKind::Binary, &payload(next, 500));
+            let _ = p.b.send(p.now, id, MessageKind::Binary, &payload(next, 700));
+            next += 1;
+        }
+        p.b_msgs.iter().filter(|m| m.0 == id).count() == 30 && p.a_msgs.iter().filter(|m| m.0 == id).count() == 30
+    });
+    assert!(ok, "stalled across the wrap: {:?}", p.a.stats());
+    let got: Vec<_> = p.b_msgs.iter().filter(|m| m.0 == id).map(|m| m.2.clone()).collect();
+    assert!(got.iter().enumerate().all(|(i, m)| *m == payload(i, 3000)));
+    p.link.loss = 0.0;
+    p.a.close_channel(p.now, id).unwrap();
+    p.run_for(Duration::from_secs(5));
+    assert!(p.b_events.contains(&Event::ChannelClosed { id }));
+    assert_eq!(p.a.buffered_amount(), 0);
+}
+
+#[test]
+fn garbage_in_every_state_never_panics() {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0x5eed_0035);
+    let mut buf = [0u8; 1500];
+    for state in 0..3 {
+        let mut p = Pair::new(35 + state);
+        match state {
+            0 => {}
+            1 => p.a.connect(p.now),
+            _ => p.connect(),
+        }
+        let tags = [0u32, u32::from_be_bytes([0; 4]), 1];
+        for i in 0..5000 {
+            let len = rng.gen_range(12..300);
+            let mut pkt = std::vec![0u8; len];
+            rng.fill(&mut pkt[..]);
+            pkt[..4].copy_from_slice(&[0x13, 0x88, 0x13, 0x88]);
+            pkt[4..8].copy_from_slice(&tags[i % 3].to_be_bytes());
+            if len > 16 {
+                pkt[12] = [1u8, 2, 6, 10, 11, 8, 14, 0, 3][i % 9];
+                let cl = rng.gen_range(4..=(len - 12)) as u16;
+                pkt[14..16].copy_from_slice(&cl.to_be_bytes());
+            }
+            let crc = crate::crypto::crc32c_parts(&[&pkt[..8], &[0; 4], &pkt[12..]]);
+            pkt[8..12].copy_from_slice(&crc.to_le_bytes());
+            let _ = p.a.handle_receive(p.now, &pkt);
+            while p.a.poll_transmit(p.now, &mut buf).is_some() {}
+            while p.a.poll_event().is_some() {}
+            if i % 50 == 0 {
+                p.now += Duration::from_millis(100);
+                p.a.handle_timeout(p.now);
+            }
+        }
+    }
 }
 
 #[test]
