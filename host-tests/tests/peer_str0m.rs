@@ -150,7 +150,8 @@ impl Str0mHost {
 impl Node for Str0mHost {
     fn handle_receive(&mut self, now: Instant, from: SocketAddr, to: SocketAddr, data: &[u8]) {
         let Ok(contents) = data.try_into() else { return };
-        let input = Input::Receive(self.std(now), Receive { proto: Protocol::Udp, source: from, destination: to, contents });
+        let input =
+            Input::Receive(self.std(now), Receive { proto: Protocol::Udp, source: from, destination: to, contents });
         self.rtc.handle_input(input).expect("str0m handle_input");
         self.pump();
     }
@@ -174,7 +175,7 @@ impl Node for Str0mHost {
 /// one decodes them here, str0m only depacketizes.
 fn access_unit(n: u32, size: usize) -> Vec<u8> {
     let mut au = Vec::new();
-    if n % 15 == 0 {
+    if n.is_multiple_of(15) {
         au.extend_from_slice(&[0, 0, 0, 1, 0x67, 0x42, 0xe0, 0x1f, 0xda, 0x02, 0x80, 0xf6, 0x40]);
         au.extend_from_slice(&[0, 0, 0, 1, 0x68, 0xce, 0x3c, 0x80]);
         au.extend_from_slice(&[0, 0, 0, 1, 0x65]);
@@ -237,9 +238,8 @@ fn tinyrtc_offers_str0m_answers() {
         let host = net.node_mut::<TinyHost>(t);
         let id = host.peer.open_channel(now, "telemetry").unwrap();
         host.peer.send_data(now, id, false, b"temperature=21.5").unwrap();
-        let opened = net.run_until_cond(net.now() + Duration::from_secs(5), |n| {
-            !n.node::<Str0mHost>(s).channel_data.is_empty()
-        });
+        let opened =
+            net.run_until_cond(net.now() + Duration::from_secs(5), |n| !n.node::<Str0mHost>(s).channel_data.is_empty());
         assert!(opened, "str0m got no data channel message");
         let sh = net.node_mut::<Str0mHost>(s);
         let (cid, label) = sh.channel_open.clone().expect("str0m saw the channel open");
@@ -248,7 +248,11 @@ fn tinyrtc_offers_str0m_answers() {
         sh.rtc.channel(cid).expect("str0m channel").write(true, &[1, 2, 3, 4]).unwrap();
         // str0m asks for a keyframe of our video (the mid with the most bytes in).
         let video_mid = sh.ingress.iter().max_by_key(|(_, v)| v.1).map(|(m, _)| *m).expect("str0m ingress stats");
-        sh.rtc.direct_api().stream_rx_by_mid(video_mid, None).expect("rx stream").request_keyframe(KeyframeRequestKind::Pli);
+        sh.rtc
+            .direct_api()
+            .stream_rx_by_mid(video_mid, None)
+            .expect("rx stream")
+            .request_keyframe(KeyframeRequestKind::Pli);
         sh.pump();
         net.run_for(Duration::from_secs(2));
 
@@ -266,10 +270,18 @@ fn tinyrtc_offers_str0m_answers() {
         );
         // Lossless LAN: str0m authenticated and accepted (nearly) every video
         // packet; its counters are a periodic snapshot, so allow 1%.
-        assert!(video_packets * 100 >= stats.video.packets_sent * 99, "{video_packets} of {}", stats.video.packets_sent);
+        assert!(
+            video_packets * 100 >= stats.video.packets_sent * 99,
+            "{video_packets} of {}",
+            stats.video.packets_sent
+        );
         assert!(video_packets <= stats.video.packets_sent);
         assert!(audio >= 55, "{audio} audio frames");
-        assert!(th.events.iter().any(|e| matches!(e, PeerEvent::KeyframeRequest { kind: MediaKind::Video })), "{:?}", th.events);
+        assert!(
+            th.events.iter().any(|e| matches!(e, PeerEvent::KeyframeRequest { kind: MediaKind::Video })),
+            "{:?}",
+            th.events
+        );
         let reply = th.events.iter().find_map(|e| match e {
             PeerEvent::ChannelData { id: i, binary: true, len } if *i == id => Some(*len),
             _ => None,
@@ -295,8 +307,11 @@ fn str0m_offers_tinyrtc_answers() {
         let mut peer = Peer::new(PeerConfig::camera(), &mut rng);
         peer.add_local_candidate(addr(TINY)).unwrap();
         let mut sdp = vec![0u8; 8192];
-        let n = peer.accept_offer(Instant::ZERO, &offer.to_sdp_string(), &mut sdp, &mut rng).expect("we accept str0m's offer");
-        let answer = str0m::change::SdpAnswer::from_sdp_string(std::str::from_utf8(&sdp[..n]).unwrap()).expect("str0m parses our answer");
+        let n = peer
+            .accept_offer(Instant::ZERO, &offer.to_sdp_string(), &mut sdp, &mut rng)
+            .expect("we accept str0m's offer");
+        let answer = str0m::change::SdpAnswer::from_sdp_string(std::str::from_utf8(&sdp[..n]).unwrap())
+            .expect("str0m parses our answer");
         rtc.sdp_api().accept_answer(pending, answer).expect("str0m accepts our answer");
         let t = net.add_host(Network::PUBLIC, addr(TINY), TinyHost::new(peer));
         let s = net.add_host(Network::PUBLIC, addr(STR0M), Str0mHost::new(rtc, base));
