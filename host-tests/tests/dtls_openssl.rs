@@ -400,6 +400,7 @@ fn our_server_against_openssl_s_client() {
         // s_client verified our certificate (with -verify_return_error it
         // would have aborted otherwise).
         assert!(peer.seen.iter().any(|l| l.contains("Verify return code: 0")), "{:#?}", peer.seen);
+        assert!(peer.seen.iter().any(|l| l.contains("Extended master secret: yes")), "{:#?}", peer.seen);
         eprintln!("server vs s_client ok: {}", case.label());
     }
 }
@@ -436,4 +437,130 @@ fn wrong_fingerprint_fails_with_bad_certificate_alert() {
     assert_eq!(events, [DtlsEvent::Failed(tinyrtc::dtls::DtlsFailure::FingerprintMismatch)]);
     // Our bad_certificate alert reached OpenSSL.
     assert!(peer.wait_line(deadline, |l| l.contains("bad certificate")).is_some(), "{:#?}", peer.seen);
+}
+
+/// An OpenSSL configuration file turning extended_master_secret off.
+fn no_ems_config(dir: &Path) -> PathBuf {
+    let path = dir.join("no-ems.cnf");
+    std::fs::write(
+        &path,
+        "openssl_conf = default_conf\n[default_conf]\nssl_conf = ssl_sect\n[ssl_sect]\n\
+         system_default = system_default_sect\n[system_default_sect]\nOptions = -ExtendedMasterSecret\n",
+    )
+    .unwrap();
+    path
+}
+
+#[test]
+fn peers_without_extended_master_secret_are_refused() {
+    if !openssl_available() {
+        return;
+    }
+    let certs = Certs::new("noems");
+    let conf = no_ems_config(&certs.dir);
+    let case = &cases()[0];
+
+    // Our client, OpenSSL server without EMS.
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut peer = Peer::spawn(
+        Command::new("openssl")
+            .env("OPENSSL_CONF", &conf)
+            .arg("s_server")
+            .args(case.openssl_args())
+            .args(["-accept", &format!("127.0.0.1:{port}"), "-naccept", "1"])
+            .arg("-cert")
+            .arg(certs.dir.join("cert.pem"))
+            .arg("-key")
+            .arg(certs.dir.join("key.pem")),
+    );
+    let deadline = StdInstant::now() + TIMEOUT;
+    assert!(peer.wait_line(deadline, |l| l.contains("ACCEPT")).is_some(), "s_server: {:#?}", peer.seen);
+    socket.connect(("127.0.0.1", port)).unwrap();
+    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(2);
+    let mut ep = DtlsEndpoint::new(our_config(DtlsRole::Client, case), &certs.ours, Some(certs.openssl_fp), &mut rng);
+    let link = Link { socket: &socket, origin: StdInstant::now(), deadline };
+    let mut events = Vec::new();
+    drive(&mut ep, &link, &mut events, |_, ev| ev.iter().any(|e| matches!(e, DtlsEvent::Failed(_))));
+    assert_eq!(events, [DtlsEvent::Failed(tinyrtc::dtls::DtlsFailure::MissingExtendedMasterSecret)]);
+    assert!(peer.wait_line(deadline, |l| l.contains("handshake failure")).is_some(), "{:#?}", peer.seen);
+    drop(peer);
+
+    // Our server, OpenSSL client without EMS.
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = socket.local_addr().unwrap().port();
+    let mut peer = Peer::spawn(
+        Command::new("openssl")
+            .env("OPENSSL_CONF", &conf)
+            .arg("s_client")
+            .args(case.openssl_args())
+            .args(["-connect", &format!("127.0.0.1:{port}")])
+            .arg("-cert")
+            .arg(certs.dir.join("cert.pem"))
+            .arg("-key")
+            .arg(certs.dir.join("key.pem")),
+    );
+    let deadline = StdInstant::now() + TIMEOUT;
+    socket.set_read_timeout(Some(TIMEOUT)).unwrap();
+    let mut first = vec![0u8; 65536];
+    let (n, from) = socket.recv_from(&mut first).expect("s_client sends a ClientHello");
+    socket.connect(from).unwrap();
+    let mut ep = DtlsEndpoint::new(our_config(DtlsRole::Server, case), &certs.ours, Some(certs.openssl_fp), &mut rng);
+    let link = Link { socket: &socket, origin: StdInstant::now(), deadline };
+    ep.handle_receive(Instant::ZERO, &first[..n]).unwrap();
+    let mut events = Vec::new();
+    drive(&mut ep, &link, &mut events, |_, ev| ev.iter().any(|e| matches!(e, DtlsEvent::Failed(_))));
+    assert_eq!(events, [DtlsEvent::Failed(tinyrtc::dtls::DtlsFailure::MissingExtendedMasterSecret)]);
+    assert!(peer.wait_line(deadline, |l| l.contains("handshake failure")).is_some(), "{:#?}", peer.seen);
+}
+
+#[test]
+fn renegotiation_is_refused() {
+    if !openssl_available() {
+        return;
+    }
+    let certs = Certs::new("reneg");
+    let case = &cases()[0];
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = socket.local_addr().unwrap().port();
+    let mut peer = Peer::spawn(
+        Command::new("openssl")
+            .arg("s_client")
+            .args(case.openssl_args())
+            .args(["-connect", &format!("127.0.0.1:{port}"), "-state"])
+            .arg("-cert")
+            .arg(certs.dir.join("cert.pem"))
+            .arg("-key")
+            .arg(certs.dir.join("key.pem")),
+    );
+    let deadline = StdInstant::now() + TIMEOUT;
+    socket.set_read_timeout(Some(TIMEOUT)).unwrap();
+    let mut first = vec![0u8; 65536];
+    let (n, from) = socket.recv_from(&mut first).expect("s_client sends a ClientHello");
+    socket.connect(from).unwrap();
+    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(3);
+    let mut ep = DtlsEndpoint::new(our_config(DtlsRole::Server, case), &certs.ours, Some(certs.openssl_fp), &mut rng);
+    let link = Link { socket: &socket, origin: StdInstant::now(), deadline };
+    ep.handle_receive(Instant::ZERO, &first[..n]).unwrap();
+    let mut events = Vec::new();
+    drive(&mut ep, &link, &mut events, |ep, _| ep.is_connected());
+    assert!(peer.wait_line(deadline, |l| l.contains("Keying material:")).is_some(), "{:#?}", peer.seen);
+    // "R" on s_client's stdin starts a renegotiation: a ClientHello in epoch 1.
+    peer.write_line("R");
+    let until = StdInstant::now() + StdDuration::from_secs(1);
+    drive(&mut ep, &link, &mut events, |_, _| StdInstant::now() > until);
+    assert!(
+        peer.wait_line(deadline, |l| l.contains("no renegotiation")).is_some(),
+        "no_renegotiation alert not seen: {:?} {:#?}",
+        ep,
+        peer.seen
+    );
+    drive(&mut ep, &link, &mut events, |_, _| true);
+    // No second handshake took place; OpenSSL gives up on the connection
+    // with a fatal handshake_failure, which we report.
+    assert_eq!(events.iter().filter(|e| matches!(e, DtlsEvent::Connected { .. })).count(), 1);
+    assert!(
+        events[1..].iter().all(|e| *e == DtlsEvent::Failed(tinyrtc::dtls::DtlsFailure::PeerAlert(40))),
+        "{events:?}"
+    );
 }

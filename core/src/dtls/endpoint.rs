@@ -86,7 +86,8 @@ pub struct DtlsConfig {
     /// First retransmission timeout, doubled at each retry (default 1 s).
     pub initial_retransmit_timeout: Duration,
     /// Retransmissions of one flight before the handshake fails (default 6:
-    /// about a minute with the default timeout).
+    /// with the default timeout the flight is sent at 0, 1, 3, 7, 15, 31
+    /// and 63 s and the handshake fails at 123 s).
     pub max_retransmissions: u8,
     /// Offer/accept TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256 (preferred).
     pub aes128_gcm: bool,
@@ -530,13 +531,6 @@ impl<const FLIGHT: usize> Core<FLIGHT> {
             (State::ServerWaitKeyExchange, hs::CLIENT_KEY_EXCHANGE) => self.on_client_key_exchange(msg, body),
             (State::ServerWaitCertificateVerify, hs::CERTIFICATE_VERIFY) => self.on_certificate_verify(msg, body),
             (State::ServerWaitFinished, hs::FINISHED) => self.on_finished(msg, body),
-            (State::Connected, hs::HELLO_REQUEST) | (State::Connected, hs::CLIENT_HELLO) if epoch == 1 => {
-                // Renegotiation is refused (RFC 5746 4.2 / 4.4).
-                if self.pending_alert.is_none() {
-                    self.pending_alert = Some((1, AlertDescription::NoRenegotiation));
-                }
-                Ok(())
-            }
             (State::Connected, _) => Ok(()),
             _ => unexpected,
         }
@@ -1512,6 +1506,14 @@ impl<const HS: usize, const FLIGHT: usize, const APP: usize> DtlsEndpointN<HS, F
             c.next_recv_msg_seq = frag.msg_seq;
             self.reasm.active = false;
             self.pending.clear();
+        }
+        // A protected hello after the handshake starts a renegotiation (its
+        // message_seq restarts at 0): refused (RFC 5746 4.2, 4.4).
+        if c.state == State::Connected && epoch == 1 && matches!(frag.msg_type, hs::CLIENT_HELLO | hs::HELLO_REQUEST) {
+            if frag.offset == 0 && c.pending_alert.is_none() {
+                c.pending_alert = Some((1, AlertDescription::NoRenegotiation));
+            }
+            return;
         }
         if frag.msg_seq < c.next_recv_msg_seq {
             if frag.offset == 0 {
