@@ -1431,12 +1431,11 @@ impl<const HS: usize, const FLIGHT: usize, const APP: usize> DtlsEndpointN<HS, F
             }
             return;
         }
-        if rec.epoch == 1 && c.read_epoch == 0 {
-            if c.read_cipher.is_some() {
-                // The peer's next epoch before its ChangeCipherSpec
-                // (reordered): the keys are ours to use already.
-                c.activate_read_epoch();
-            } else if rec.ctype == content::HANDSHAKE && !self.early.stored && rec.fragment.len() <= EARLY_RECORD_LEN {
+        // The peer's next epoch before its ChangeCipherSpec (reordered): if
+        // the keys exist, a record that authenticates switches the epoch.
+        let early_epoch = rec.epoch == 1 && c.read_epoch == 0 && c.read_cipher.is_some();
+        if rec.epoch == 1 && c.read_epoch == 0 && !early_epoch {
+            if rec.ctype == content::HANDSHAKE && !self.early.stored && rec.fragment.len() <= EARLY_RECORD_LEN {
                 // Its Finished before the messages giving the keys: keep it
                 // until they arrive.
                 self.early.stored = true;
@@ -1447,13 +1446,13 @@ impl<const HS: usize, const FLIGHT: usize, const APP: usize> DtlsEndpointN<HS, F
             }
         }
         let cipher = match &c.read_cipher {
-            Some(cipher) if rec.epoch == c.read_epoch => cipher,
+            Some(cipher) if rec.epoch == c.read_epoch || early_epoch => cipher,
             _ => {
                 c.stats.dropped_bad_epoch += 1;
                 return;
             }
         };
-        if !c.replay.check(rec.seq) {
+        if !early_epoch && !c.replay.check(rec.seq) {
             c.stats.dropped_replayed += 1;
             return;
         }
@@ -1462,6 +1461,9 @@ impl<const HS: usize, const FLIGHT: usize, const APP: usize> DtlsEndpointN<HS, F
             c.stats.dropped_bad_tag += 1;
             return;
         };
+        if early_epoch {
+            c.activate_read_epoch();
+        }
         c.replay.mark(rec.seq);
         let payload = &plain[..n];
         match rec.ctype {
