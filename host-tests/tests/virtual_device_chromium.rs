@@ -3,10 +3,11 @@
 //!
 //! - two viewers at once decode the camera's video (getStats framesDecoded);
 //!   a third, past `MAX_VIEWERS`, is refused with HTTP 503 and the page
-//!   shows why; a screenshot of the first page is saved
-//!   (`$CARGO_TARGET_DIR/virtual-device.png`; with `UPDATE_SCREENSHOT=1`
-//!   also `docs/virtual-device.png`, the README's picture);
-//! - sensor readings and the clip download over data channels;
+//!   shows why;
+//! - sensor readings arrive and are drawn, and the clip downloads over the
+//!   "files" data channel with the right bytes; a screenshot of the page is
+//!   saved (`$CARGO_TARGET_DIR/virtual-device.png`; with
+//!   `UPDATE_SCREENSHOT=1` also `docs/virtual-device.png`, the README's);
 //! - WHIP: the device publishes to a WHIP endpoint (written here) whose
 //!   receiving side is Chromium.
 //!
@@ -63,12 +64,9 @@ fn stats(dev: &VirtualDevice) -> Value {
 fn two_viewers_get_video_third_is_refused() {
     let test = "virtual_device_chromium::two_viewers";
     let dev = start_device();
-    let shot = target_dir().join("virtual-device.png");
-    let _ = std::fs::remove_file(&shot);
     let opts = json!({
         "url": format!("http://{}/", dev.http_addr()),
         "pages": 3, "frames": 30, "timeoutMs": 40000,
-        "screenshot": shot.to_str().unwrap(),
     });
     let Some(pages) = open_pages(test, opts) else { return };
     assert_eq!(pages.len(), 3);
@@ -88,14 +86,6 @@ fn two_viewers_get_video_third_is_refused() {
     let s = stats(&dev);
     assert_eq!(s["viewers_refused"], 1, "{s}");
     assert!(s["frames"].as_u64().unwrap() >= 30, "{s}");
-    let png = std::fs::read(&shot).expect("screenshot written");
-    assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000, "{} bytes", png.len());
-    if std::env::var_os("UPDATE_SCREENSHOT").is_some() {
-        let docs = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/virtual-device.png");
-        std::fs::create_dir_all(docs.parent().unwrap()).unwrap();
-        std::fs::copy(&shot, &docs).unwrap();
-        eprintln!("{test}: screenshot copied to {}", docs.display());
-    }
     dev.shutdown();
 }
 
@@ -104,17 +94,19 @@ fn hex(b: &[u8]) -> String {
 }
 
 #[test]
-#[ignore = "the Peer does not carry data channels (SCTP over DTLS) yet"]
 fn sensor_readings_and_clip_download() {
     let test = "virtual_device_chromium::sensor_and_clip";
     let dev = start_device();
+    let shot = target_dir().join("virtual-device.png");
+    let _ = std::fs::remove_file(&shot);
     let opts = json!({
         "url": format!("http://{}/", dev.http_addr()),
-        "pages": 1, "frames": 10, "readings": 3, "fetchClip": true, "timeoutMs": 40000,
+        "pages": 1, "frames": 30, "readings": 5, "fetchClip": true, "timeoutMs": 40000,
+        "screenshot": shot.to_str().unwrap(),
     });
     let Some(pages) = open_pages(test, opts) else { return };
     let p = &pages[0];
-    assert!(p["readings"].as_u64().unwrap_or(0) >= 3, "{p}");
+    assert!(p["readings"].as_u64().unwrap_or(0) >= 5, "{p}");
     let r = &p["lastReading"];
     let t = r["temperature_c"].as_f64().expect("temperature");
     let h = r["humidity_pct"].as_f64().expect("humidity");
@@ -128,6 +120,17 @@ fn sensor_readings_and_clip_download() {
     assert_eq!(clip["sha256"].as_str(), Some(hex(&tinyrtc::crypto::sha256(&[CLIP])).as_str()), "{p}");
     assert_eq!(clip["ok"], true);
     assert!(p["clipText"].as_str().unwrap_or_default().contains("verified"));
+    let s = stats(&dev);
+    assert_eq!(s["viewers"][0]["files_sent"], 1, "{s}");
+    assert!(s["viewers"][0]["readings_sent"].as_u64().unwrap() >= 5, "{s}");
+    let png = std::fs::read(&shot).expect("screenshot written");
+    assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000, "{} bytes", png.len());
+    if std::env::var_os("UPDATE_SCREENSHOT").is_some() {
+        let docs = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/virtual-device.png");
+        std::fs::create_dir_all(docs.parent().unwrap()).unwrap();
+        std::fs::copy(&shot, &docs).unwrap();
+        eprintln!("{test}: screenshot copied to {}", docs.display());
+    }
     dev.shutdown();
 }
 

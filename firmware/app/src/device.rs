@@ -15,25 +15,32 @@
 //! Video: every frame interval the next frame is packetized and protected
 //! once per connected viewer into a staging area ([`STAGING_LEN`] bytes)
 //! and handed out by `poll_transmit`. A viewer that joins mid-stream starts
-//! at the next keyframe. Sensor readings and the clip go over the "sensor"
-//! and "files" data channels once the `Peer` carries data channels; until
-//! then readings are produced and counted but not delivered (see
-//! [`DeviceStats::readings`]).
+//! at the next keyframe.
+//!
+//! Data: the viewer opens data channels (RFC 8831) labelled
+//! [`SENSOR_CHANNEL`] and [`FILES_CHANNEL`]. Every [`SENSOR_INTERVAL`] one
+//! reading goes to each viewer's sensor channel as a JSON line (a reading
+//! that does not fit the channel's send buffer is skipped for that viewer).
+//! On the files channel a viewer asks for the clip ([`crate::files`]); the
+//! transfer advances as the channel's send buffer drains.
 
 use core::net::SocketAddr;
 
 use heapless::{Deque, String, Vec};
 use rand_core::{CryptoRng, RngCore};
 use tinyrtc::dtls::DtlsIdentity;
-use tinyrtc::peer::{Peer, PeerConfig, PeerError, PeerEvent, PeerFailure, PeerState, PeerStats};
+use tinyrtc::peer::{
+    Peer, PeerConfig, PeerError, PeerEvent, PeerFailure, PeerState, PeerStats, DEFAULT_CHANNEL_BUFFER,
+};
+use tinyrtc::sctp::SctpError;
 use tinyrtc::sdp::{MediaKind, SessionDescription};
 use tinyrtc::stun::Message;
 use tinyrtc::time::{Duration, Instant};
 use tinyrtc::Transmit;
 
-use crate::files::StoredFile;
+use crate::files::{self, FileMessage, FileRequest, FileTransfer, StoredFile};
 use crate::frames::{FrameFormat, FramePacer, FrameSource};
-use crate::sensor::{Reading, SensorModel};
+use crate::sensor::{self, Reading, SensorModel};
 
 /// Default bound on simultaneous viewers. Each viewer is one [`Peer`]
 /// (`size_of::<Peer>()`, about 23 KB on 64-bit hosts, printed by
@@ -56,6 +63,15 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Interval between sensor readings.
 pub const SENSOR_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Label of the data channel carrying sensor readings.
+pub const SENSOR_CHANNEL: &str = "sensor";
+/// Label of the data channel carrying file transfers.
+pub const FILES_CHANNEL: &str = "files";
+
+/// Buffer for reading a viewer's data channel message: the `Peer`'s
+/// receive buffer, so any message it accepts fits (16 KiB in the device).
+pub const RX_BUFFER: usize = DEFAULT_CHANNEL_BUFFER;
 
 /// Largest datagram the device writes (the `Peer` default MTU).
 pub const MTU: usize = 1200;
@@ -123,6 +139,10 @@ pub struct DeviceStats {
     pub datagrams_unmatched: u64,
     /// Offers refused because every slot was taken.
     pub viewers_refused: u64,
+    /// Data channels opened by viewers (any label).
+    pub channels_opened: u64,
+    /// Data channel messages received from viewers.
+    pub channel_messages: u64,
 }
 
 /// One viewer's numbers, for printing.
@@ -132,10 +152,17 @@ pub struct ViewerStats {
     /// Since the offer was accepted.
     pub age: Duration,
     pub peer: PeerStats,
+    /// Sensor readings queued on the viewer's sensor channel.
+    pub readings_sent: u64,
+    /// Readings skipped because the channel's send buffer was full.
+    pub readings_skipped: u64,
+    /// File bytes queued on the files channel, and completed transfers.
+    pub file_bytes_sent: u64,
+    pub files_sent: u32,
 }
 
 #[derive(Debug)]
-struct Viewer {
+struct Viewer<'a> {
     id: ViewerId,
     peer: Peer,
     ufrag: String<{ tinyrtc::peer::MAX_UFRAG_LEN }>,
@@ -146,6 +173,15 @@ struct Viewer {
     needs_keyframe: bool,
     /// Hung up: drain what the peer still sends (close_notify), then free.
     closing: Option<LeaveReason>,
+    sensor_channel: Option<u16>,
+    files_channel: Option<u16>,
+    transfer: Option<FileTransfer<'a>>,
+    /// An error answer to send on the files channel.
+    files_error: bool,
+    readings_sent: u64,
+    readings_skipped: u64,
+    file_bytes_sent: u64,
+    files_sent: u32,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -157,7 +193,7 @@ struct Staged {
 
 /// The device application with `N` viewer slots.
 pub struct Device<'a, S: FrameSource, const N: usize = MAX_VIEWERS> {
-    viewers: [Option<Viewer>; N],
+    viewers: [Option<Viewer<'a>>; N],
     identity: DtlsIdentity,
     local: Vec<SocketAddr, { tinyrtc::peer::MAX_LOCAL_CANDIDATES }>,
     config: PeerConfig,
@@ -169,6 +205,7 @@ pub struct Device<'a, S: FrameSource, const N: usize = MAX_VIEWERS> {
     clip: StoredFile<'a>,
     next_id: ViewerId,
     staging: [u8; STAGING_LEN],
+    rx: [u8; RX_BUFFER],
     staged: Deque<Staged, MAX_STAGED>,
     staged_end: usize,
     events: Deque<DeviceEvent, DEVICE_EVENTS>,
@@ -207,6 +244,7 @@ impl<'a, S: FrameSource, const N: usize> Device<'a, S, N> {
             clip: StoredFile::new(clip),
             next_id: 1,
             staging: [0; STAGING_LEN],
+            rx: [0; RX_BUFFER],
             staged: Deque::new(),
             staged_end: 0,
             events: Deque::new(),
@@ -240,6 +278,10 @@ impl<'a, S: FrameSource, const N: usize> Device<'a, S, N> {
             id: v.id,
             age: now.saturating_duration_since(v.created),
             peer: v.peer.stats(),
+            readings_sent: v.readings_sent,
+            readings_skipped: v.readings_skipped,
+            file_bytes_sent: v.file_bytes_sent,
+            files_sent: v.files_sent,
         })
     }
 
@@ -290,6 +332,14 @@ impl<'a, S: FrameSource, const N: usize> Device<'a, S, N> {
                 connected: false,
                 needs_keyframe: true,
                 closing: None,
+                sensor_channel: None,
+                files_channel: None,
+                transfer: None,
+                files_error: false,
+                readings_sent: 0,
+                readings_skipped: 0,
+                file_bytes_sent: 0,
+                files_sent: 0,
             });
         }
         id
@@ -347,7 +397,7 @@ impl<'a, S: FrameSource, const N: usize> Device<'a, S, N> {
         Ok(())
     }
 
-    fn viewer_mut(&mut self, id: ViewerId) -> Result<&mut Viewer, DeviceError> {
+    fn viewer_mut(&mut self, id: ViewerId) -> Result<&mut Viewer<'a>, DeviceError> {
         self.viewers.iter_mut().flatten().find(|v| v.id == id && v.closing.is_none()).ok_or(DeviceError::UnknownViewer)
     }
 
@@ -404,15 +454,51 @@ impl<'a, S: FrameSource, const N: usize> Device<'a, S, N> {
             Some(v) => v.peer.handle_receive(now, source, datagram).map(|_| ()),
             None => Ok(()),
         };
-        self.drain_peer_events(slot);
+        self.drain_peer_events(now, slot);
         result.map_err(DeviceError::Peer)
     }
 
-    fn drain_peer_events(&mut self, slot: usize) {
+    fn drain_peer_events(&mut self, now: Instant, slot: usize) {
         let mut out: Vec<DeviceEvent, 4> = Vec::new();
+        let clip = self.clip;
         if let Some(v) = self.viewers.get_mut(slot).and_then(Option::as_mut) {
             while let Some(e) = v.peer.poll_event() {
                 match e {
+                    PeerEvent::ChannelOpen { id, .. } => {
+                        self.stats.channels_opened += 1;
+                        match v.peer.channel_label(id) {
+                            Some(SENSOR_CHANNEL) => v.sensor_channel = Some(id),
+                            Some(FILES_CHANNEL) => v.files_channel = Some(id),
+                            _ => {}
+                        }
+                    }
+                    PeerEvent::ChannelClosed { id } => {
+                        if v.sensor_channel == Some(id) {
+                            v.sensor_channel = None;
+                        }
+                        if v.files_channel == Some(id) {
+                            v.files_channel = None;
+                            v.transfer = None;
+                        }
+                    }
+                    PeerEvent::DataTransportLost(_) => {
+                        v.sensor_channel = None;
+                        v.files_channel = None;
+                        v.transfer = None;
+                    }
+                    PeerEvent::ChannelData { .. } => match v.peer.read_data(&mut self.rx).inspect(|_| {
+                        self.stats.channel_messages += 1;
+                    }) {
+                        Ok((id, _, n)) if Some(id) == v.files_channel => {
+                            match FileRequest::parse(self.rx.get(..n).unwrap_or(&[])) {
+                                // A new request restarts the transfer.
+                                FileRequest::Clip => v.transfer = Some(FileTransfer::new(clip)),
+                                FileRequest::Unknown => v.files_error = true,
+                            }
+                        }
+                        // Anything else a viewer sends is not for us.
+                        _ => {}
+                    },
                     PeerEvent::IceConnected { remote } => v.remote = Some(remote),
                     PeerEvent::Connected => {
                         v.connected = true;
@@ -431,6 +517,9 @@ impl<'a, S: FrameSource, const N: usize> Device<'a, S, N> {
         }
         for e in out {
             self.push_event(e);
+        }
+        if let Some(v) = self.viewers.get_mut(slot).and_then(Option::as_mut) {
+            pump_files(v, now);
         }
     }
 
@@ -485,13 +574,23 @@ impl<'a, S: FrameSource, const N: usize> Device<'a, S, N> {
                     v.closing = Some(LeaveReason::ConnectTimeout);
                 }
             }
-            self.drain_peer_events(slot);
+            self.drain_peer_events(now, slot);
         }
         if self.next_reading.is_some_and(|t| now >= t) {
             let started = self.started.unwrap_or(now);
             let reading = self.sensor.read(now.saturating_duration_since(started).as_millis());
             self.stats.readings += 1;
             self.next_reading = Some(now + SENSOR_INTERVAL);
+            let mut line = [0u8; sensor::MAX_LINE_LEN];
+            if let Ok(n) = reading.write_json_line(&mut line) {
+                for v in self.viewers.iter_mut().flatten().filter(|v| v.closing.is_none()) {
+                    let Some(ch) = v.sensor_channel else { continue };
+                    match v.peer.send_data(now, ch, false, line.get(..n).unwrap_or(&[])) {
+                        Ok(()) => v.readings_sent += 1,
+                        Err(_) => v.readings_skipped += 1,
+                    }
+                }
+            }
             self.push_event(DeviceEvent::Reading(reading));
         }
         if self.pacer.take_due(now) {
@@ -533,5 +632,51 @@ impl<'a, S: FrameSource, const N: usize> Device<'a, S, N> {
                 }
             }
         }
+    }
+}
+
+/// Queue as much of a viewer's file transfer (or error answer) as its files
+/// channel's send buffer takes; the rest goes when acknowledgements free
+/// room (this runs after every datagram and timeout of that viewer).
+fn pump_files(v: &mut Viewer<'_>, now: Instant) {
+    let Some(ch) = v.files_channel.filter(|_| v.closing.is_none()) else { return };
+    let mut text = [0u8; files::MAX_CONTROL_LEN];
+    if v.files_error {
+        if let Ok(n) = files::write_error(&mut text) {
+            match v.peer.send_data(now, ch, false, text.get(..n).unwrap_or(&[])) {
+                Err(PeerError::Sctp(SctpError::WouldBlock)) => return,
+                _ => v.files_error = false,
+            }
+        }
+    }
+    let Some(t) = v.transfer.as_mut() else { return };
+    while let Some(msg) = t.next_message(&mut text) {
+        let (binary, data) = match msg {
+            Ok(FileMessage::Chunk(c)) => (true, c),
+            Ok(FileMessage::Text { len }) => (false, text.get(..len).unwrap_or(&[])),
+            Err(_) => break,
+        };
+        match v.peer.send_data(now, ch, binary, data) {
+            Ok(()) => {
+                if binary {
+                    v.file_bytes_sent += data.len() as u64;
+                }
+            }
+            Err(PeerError::Sctp(SctpError::WouldBlock)) => {
+                if let Ok(m) = msg {
+                    t.unsend(&m);
+                }
+                return;
+            }
+            Err(_) => {
+                // The channel cannot take it (closed, too large): give up.
+                v.transfer = None;
+                return;
+            }
+        }
+    }
+    if t.is_done() {
+        v.files_sent += 1;
+        v.transfer = None;
     }
 }

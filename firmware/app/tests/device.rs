@@ -15,7 +15,7 @@ use device_app::{AnnexBClip, Device, DeviceError, DeviceEvent, LeaveReason, MAX_
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 use tinyrtc::dtls::DtlsIdentity;
-use tinyrtc::peer::{Peer, PeerConfig, PeerState};
+use tinyrtc::peer::{Peer, PeerConfig, PeerEvent, PeerState};
 use tinyrtc::sdp::{MediaKind, SessionDescription};
 use tinyrtc::stun::{attr, Class, MessageBuilder, Method};
 use tinyrtc::time::{Duration, Instant};
@@ -65,6 +65,11 @@ struct Viewer {
     creds: ((String, String), (String, String)),
     video_packets: u64,
     video_frames: u64,
+    /// Data channel ids we opened: sensor, files.
+    channels: Option<(u16, u16)>,
+    sensor_lines: Vec<String>,
+    file_bytes: Vec<u8>,
+    file_texts: Vec<String>,
 }
 
 struct World {
@@ -97,7 +102,20 @@ impl World {
         assert!(answer.contains(&format!("{} {} typ host", "10.0.0.1", 5000)), "{answer}");
         peer.set_remote_answer(self.now, &answer, &mut self.rng).unwrap();
         let creds = (creds(&answer), creds(&offer));
-        self.viewers.insert(id, Viewer { peer, addr: va, creds, video_packets: 0, video_frames: 0 });
+        self.viewers.insert(
+            id,
+            Viewer {
+                peer,
+                addr: va,
+                creds,
+                video_packets: 0,
+                video_frames: 0,
+                channels: None,
+                sensor_lines: vec![],
+                file_bytes: vec![],
+                file_texts: vec![],
+            },
+        );
         Ok(id)
     }
 
@@ -131,7 +149,21 @@ impl World {
                     let _ = self.dev.handle_receive(self.now, v.addr, &mut buf[..t.len]);
                     moved = true;
                 }
-                while v.peer.poll_event().is_some() {}
+                while let Some(e) = v.peer.poll_event() {
+                    if let PeerEvent::ChannelData { .. } = e {
+                        let mut out = vec![0u8; 20000];
+                        let (ch, binary, n) = v.peer.read_data(&mut out).unwrap();
+                        let (sensor, files) = v.channels.unwrap();
+                        if ch == sensor {
+                            assert!(!binary);
+                            v.sensor_lines.push(String::from_utf8(out[..n].to_vec()).unwrap());
+                        } else if ch == files && binary {
+                            v.file_bytes.extend_from_slice(&out[..n]);
+                        } else if ch == files {
+                            v.file_texts.push(String::from_utf8(out[..n].to_vec()).unwrap());
+                        }
+                    }
+                }
             }
             while let Some(e) = self.dev.poll_event() {
                 self.events.push(e);
@@ -148,6 +180,22 @@ impl World {
                 v.peer.handle_timeout(self.now);
             }
         }
+    }
+
+    /// Open the "sensor" and "files" channels from the viewer's side.
+    fn open_channels(&mut self, id: u32) {
+        let now = self.now;
+        let v = self.viewers.get_mut(&id).unwrap();
+        let sensor = v.peer.open_channel(now, "sensor").unwrap();
+        let files = v.peer.open_channel(now, "files").unwrap();
+        v.channels = Some((sensor, files));
+    }
+
+    fn send_files(&mut self, id: u32, msg: &str) {
+        let now = self.now;
+        let v = self.viewers.get_mut(&id).unwrap();
+        let files = v.channels.unwrap().1;
+        v.peer.send_data(now, files, false, msg.as_bytes()).unwrap();
     }
 
     fn run_for(&mut self, d: Duration) {
@@ -263,4 +311,51 @@ fn bad_input_is_refused_without_taking_a_slot() {
         dev.add_remote_candidate(99, "candidate:1 1 udp 1 127.0.0.1 1 typ host"),
         Err(DeviceError::UnknownViewer)
     );
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+#[test]
+fn sensor_readings_and_clip_over_data_channels() {
+    let mut w = World::new(4);
+    let a = w.join(6000).unwrap();
+    let b = w.join(6001).unwrap();
+    w.kick(a);
+    w.kick(b);
+    w.run_for(Duration::from_millis(500));
+    w.open_channels(a);
+    w.open_channels(b);
+    w.run_for(Duration::from_secs(4));
+    for id in [a, b] {
+        let v = &w.viewers[&id];
+        assert!((3..=5).contains(&v.sensor_lines.len()), "viewer {id}: {:?}", v.sensor_lines);
+        for line in &v.sensor_lines {
+            assert!(line.starts_with("{\"seq\":") && line.ends_with("}\n"), "{line:?}");
+            assert!(line.contains("\"temperature_c\":2") && line.contains("\"humidity_pct\":4"), "{line:?}");
+        }
+    }
+    // Both viewers see the same reading sequence (one sensor).
+    assert_eq!(w.viewers[&a].sensor_lines[..3], w.viewers[&b].sensor_lines[..3]);
+    // The clip, on request, to one viewer; an unknown request gets an error.
+    w.send_files(a, "GET clip");
+    w.send_files(b, "GET /etc/passwd");
+    w.run_for(Duration::from_secs(2));
+    let va = &w.viewers[&a];
+    assert_eq!(va.file_bytes.len(), CLIP.len());
+    assert!(va.file_bytes == CLIP, "clip bytes differ");
+    let want =
+        format!("{{\"done\":true,\"size\":{},\"sha256\":\"{}\"}}", CLIP.len(), hex(&tinyrtc::crypto::sha256(&[CLIP])));
+    assert_eq!(va.file_texts, [want]);
+    let vb = &w.viewers[&b];
+    assert!(vb.file_bytes.is_empty());
+    assert_eq!(vb.file_texts.len(), 1);
+    assert!(vb.file_texts[0].starts_with("{\"error\""), "{:?}", vb.file_texts);
+    let stats: Vec<_> = w.dev.viewer_stats(w.now).collect();
+    let sa = stats.iter().find(|s| s.id == a).unwrap();
+    assert_eq!((sa.files_sent, sa.file_bytes_sent), (1, CLIP.len() as u64));
+    assert_eq!(sa.readings_skipped, 0);
+    // Video kept flowing meanwhile.
+    assert!(w.viewers[&a].video_frames >= 60, "{}", w.viewers[&a].video_frames);
 }

@@ -148,18 +148,20 @@ impl Shared {
         let core = self.lock();
         let d = core.device.stats();
         let mut lines = vec![format!(
-            "device: {} viewer(s) of {MAX_VIEWERS}, {} frames, {} readings, {} refused, {} stray datagrams",
+            "device: {} viewer(s) of {MAX_VIEWERS}, {} frames, {} readings, {} refused, {} stray datagrams, {} channels opened, {} messages received",
             core.device.viewer_count(),
             d.frames,
             d.readings,
             d.viewers_refused,
-            d.datagrams_unmatched
+            d.datagrams_unmatched,
+            d.channels_opened,
+            d.channel_messages
         )];
         for v in core.device.viewer_stats(now) {
             let p = v.peer;
             let remote = p.selected_remote.map(|a| a.to_string()).unwrap_or_else(|| "-".into());
             lines.push(format!(
-                "  viewer {}: {:?} {remote}, {} s, video {} frames / {} packets / {} KB, rtt {:.1} ms, lost {}, nacks {}, plis {}",
+                "  viewer {}: {:?} {remote}, {} s, video {} frames / {} packets / {} KB, rtt {:.1} ms, lost {}, nacks {}, plis {}; sensor {} readings; files {} sent ({} KB)",
                 v.id,
                 p.state,
                 v.age.as_secs(),
@@ -170,6 +172,9 @@ impl Shared {
                 p.video.remote_packets_lost,
                 p.video.nacks_received,
                 p.video.keyframe_requests_received,
+                v.readings_sent,
+                v.files_sent,
+                v.file_bytes_sent / 1024,
             ));
         }
         lines
@@ -185,8 +190,13 @@ impl Shared {
             .viewer_stats(now)
             .map(|v| {
                 format!(
-                    "{{\"id\":{},\"state\":\"{:?}\",\"frames_sent\":{},\"packets_sent\":{}}}",
-                    v.id, v.peer.state, v.peer.video.frames_sent, v.peer.video.packets_sent
+                    "{{\"id\":{},\"state\":\"{:?}\",\"frames_sent\":{},\"packets_sent\":{},\"readings_sent\":{},\"files_sent\":{}}}",
+                    v.id,
+                    v.peer.state,
+                    v.peer.video.frames_sent,
+                    v.peer.video.packets_sent,
+                    v.readings_sent,
+                    v.files_sent
                 )
             })
             .collect();
