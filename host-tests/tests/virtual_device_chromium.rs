@@ -1,7 +1,8 @@
 //! The virtual device (`firmware/host`, run in-process) judged by headless
 //! Chromium loading its viewer page on 127.0.0.1, as a user would:
 //!
-//! - two viewers at once decode the camera's video (getStats framesDecoded);
+//! - two viewers at once decode the camera's video (getStats framesDecoded)
+//!   and receive sensor readings;
 //!   a third, past `MAX_VIEWERS`, is refused with HTTP 503 and the page
 //!   shows why;
 //! - sensor readings arrive and are drawn, and the clip downloads over the
@@ -66,7 +67,7 @@ fn two_viewers_get_video_third_is_refused() {
     let dev = start_device();
     let opts = json!({
         "url": format!("http://{}/", dev.http_addr()),
-        "pages": 3, "frames": 30, "timeoutMs": 40000,
+        "pages": 3, "frames": 30, "readings": 2, "timeoutMs": 40000,
     });
     let Some(pages) = open_pages(test, opts) else { return };
     assert_eq!(pages.len(), 3);
@@ -74,6 +75,7 @@ fn two_viewers_get_video_third_is_refused() {
         assert_eq!(p["connected"], true, "viewer {i}: {p}");
         let frames = p["framesDecoded"].as_u64().unwrap_or(0);
         assert!(frames >= 30, "viewer {i} decoded {frames} frames: {p}");
+        assert!(p["readings"].as_u64().unwrap_or(0) >= 2, "viewer {i} got no readings: {p}");
         assert_eq!(p["error"], Value::Null);
     }
     // The third is refused, clearly, and the page says so.
