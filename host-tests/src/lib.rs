@@ -1,6 +1,7 @@
 //! Host-side test support for tinyrtc: the deterministic network simulator
 //! (`netsim`) and helpers for interop tests against independent peers.
 
+pub mod aiortc;
 pub mod chromium;
 pub mod clips;
 pub mod netsim;
