@@ -113,7 +113,12 @@ fn a_tinyrtc_offers_h264_aiortc_decodes() {
         "negotiated {codec:?}"
     );
     let t0 = StdInstant::now();
-    assert!(d.run_until_connected(Duration::from_secs(20)), "not connected: {:?} events {:?}", d.peer.stats(), d.events);
+    assert!(
+        d.run_until_connected(Duration::from_secs(20)),
+        "not connected: {:?} events {:?}",
+        d.peer.stats(),
+        d.events
+    );
     let connect_ms = t0.elapsed().as_millis();
 
     // 75 frames at 15 fps.
@@ -178,7 +183,12 @@ fn b_aiortc_offers_vp8_tinyrtc_receives() {
         d.run_for(Duration::from_millis(10))
     })
     .unwrap();
-    assert!(d.run_until_connected(Duration::from_secs(20)), "not connected: {:?} events {:?}", d.peer.stats(), d.events);
+    assert!(
+        d.run_until_connected(Duration::from_secs(20)),
+        "not connected: {:?} events {:?}",
+        d.peer.stats(),
+        d.events
+    );
     let connect_ms = t0.elapsed().as_millis();
 
     // Half-way, ask for a keyframe (aiortc's first frame is one; this must make another).
