@@ -1434,16 +1434,20 @@ impl<const HS: usize, const FLIGHT: usize, const APP: usize> DtlsEndpointN<HS, F
         // The peer's next epoch before its ChangeCipherSpec (reordered): if
         // the keys exist, a record that authenticates switches the epoch.
         let early_epoch = rec.epoch == 1 && c.read_epoch == 0 && c.read_cipher.is_some();
-        if rec.epoch == 1 && c.read_epoch == 0 && !early_epoch {
-            if rec.ctype == content::HANDSHAKE && !self.early.stored && rec.fragment.len() <= EARLY_RECORD_LEN {
-                // Its Finished before the messages giving the keys: keep it
-                // until they arrive.
-                self.early.stored = true;
-                self.early.seq = rec.seq;
-                self.early.len = rec.fragment.len();
-                self.early.fragment[..rec.fragment.len()].copy_from_slice(rec.fragment);
-                return;
-            }
+        if rec.epoch == 1
+            && c.read_epoch == 0
+            && !early_epoch
+            && rec.ctype == content::HANDSHAKE
+            && !self.early.stored
+            && rec.fragment.len() <= EARLY_RECORD_LEN
+        {
+            // Its Finished before the messages giving the keys: keep it
+            // until they arrive.
+            self.early.stored = true;
+            self.early.seq = rec.seq;
+            self.early.len = rec.fragment.len();
+            self.early.fragment[..rec.fragment.len()].copy_from_slice(rec.fragment);
+            return;
         }
         let cipher = match &c.read_cipher {
             Some(cipher) if rec.epoch == c.read_epoch || early_epoch => cipher,
