@@ -43,8 +43,9 @@ use crate::frames::{FrameFormat, FramePacer, FrameSource};
 use crate::sensor::{self, Reading, SensorModel};
 
 /// Default bound on simultaneous viewers. Each viewer is one [`Peer`]
-/// (`size_of::<Peer>()`, about 23 KB on 64-bit hosts, printed by
-/// `cargo test -p device-app -- --nocapture sizes`).
+/// (`size_of::<Peer>()` is about 61 KB on 64-bit hosts with data channels;
+/// the whole `Device` with 2 viewers about 159 KB, printed by
+/// `cargo test -p device-app --test device sizes -- --nocapture`).
 pub const MAX_VIEWERS: usize = 2;
 
 /// Bytes staged for one frame to all viewers (SRTP datagrams of up to the
