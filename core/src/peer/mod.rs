@@ -89,6 +89,10 @@ pub struct PeerConfig {
     pub consent_timeout: Duration,
     /// Put local candidates in the SDP (false: trickle them only).
     pub candidates_in_sdp: bool,
+    /// `true`: ICE-lite (answer checks only; the remote must be a full
+    /// agent, as browsers are). `false`: full ICE through [`crate::ice`]
+    /// (checks, nomination, consent), needed between two tinyrtc peers.
+    pub ice_lite: bool,
 }
 
 impl PeerConfig {
@@ -105,6 +109,7 @@ impl PeerConfig {
             rtcp_interval: Duration::from_secs(1),
             consent_timeout: Duration::from_secs(30),
             candidates_in_sdp: true,
+            ice_lite: true,
         }
     }
     /// A viewer: receive-only video, send/receive audio.
@@ -140,6 +145,8 @@ pub enum PeerFailure {
     NoSrtpProfile,
     /// The remote stopped answering consent checks.
     ConsentLost,
+    /// Full ICE found no working candidate pair (or lost it).
+    IceFailed,
     /// The remote closed DTLS.
     RemoteClosed,
 }
@@ -199,8 +206,10 @@ pub enum PeerError {
     NotSending,
     /// More than [`MAX_LOCAL_CANDIDATES`].
     TooManyCandidates,
-    /// A trickled candidate does not parse.
+    /// A trickled candidate does not parse or does not fit.
     BadCandidate,
+    /// The full ICE agent refused a call.
+    Ice(crate::ice::IceError),
     /// The caller's buffer is too small.
     BufferTooSmall,
     /// A datagram none of the protocols claims (RFC 7983).
@@ -303,6 +312,9 @@ pub struct PeerN<
     state: PeerState,
     identity: DtlsIdentity,
     ice: IceLite,
+    /// Full ICE agent (when `config.ice_lite` is false), made once the
+    /// roles are known.
+    agent: Option<crate::ice::IceAgent>,
     session_id: u64,
     cname: String<16>,
     local_candidates: Vec<(SocketAddr, String<48>), MAX_LOCAL_CANDIDATES>,
@@ -390,6 +402,7 @@ impl<
             state: PeerState::New,
             identity,
             ice: IceLite::new(ufrag, pwd),
+            agent: None,
             session_id: rng.next_u64() >> 2,
             cname,
             local_candidates: Vec::new(),
@@ -442,7 +455,12 @@ impl<
     /// A trickled remote candidate (`candidate:...`). An ICE-lite agent
     /// does not send checks, so this only validates it.
     pub fn add_remote_candidate(&mut self, candidate: &str) -> Result<(), PeerError> {
-        Candidate::parse(candidate).map(|_| ()).map_err(|_| PeerError::BadCandidate)
+        Candidate::parse(candidate).map_err(|_| PeerError::BadCandidate)?;
+        if let Some(a) = self.agent.as_mut() {
+            let c = crate::ice::Candidate::parse(candidate).map_err(|_| PeerError::BadCandidate)?;
+            a.add_remote_candidate(c).map_err(PeerError::Ice)?;
+        }
+        Ok(())
     }
 
     fn policy(&self) -> MediaPolicy<'_> {
@@ -486,7 +504,7 @@ impl<
             candidates: &cands,
             end_of_candidates: self.config.candidates_in_sdp && !cands.is_empty(),
             session_id: self.session_id,
-            ice_lite: true,
+            ice_lite: self.config.ice_lite,
         };
         f(&t, &self.policy())
     }
@@ -514,7 +532,7 @@ impl<
         let answer = SessionDescription::parse(sdp).map_err(PeerError::Sdp)?;
         let neg = self.with_local_transport(|t, p| {
             let offer = build_offer(t, p);
-            accept_answer(&offer, &answer, p).map_err(PeerError::Negotiation).and_then(|n| Outcome::of(&n))
+            accept_answer(&offer, &answer, p).map_err(PeerError::Negotiation).and_then(|n| Outcome::of(&n, true))
         })?;
         self.apply(now, &neg, rng)
     }
@@ -534,7 +552,7 @@ impl<
         let (n, neg) = self.with_local_transport(|t, p| {
             let (answer, neg) = build_answer(&offer, t, p).map_err(PeerError::Negotiation)?;
             let n = answer.write(out)?;
-            Ok::<_, PeerError>((n, Outcome::of(&neg)?))
+            Ok::<_, PeerError>((n, Outcome::of(&neg, false)?))
         })?;
         self.apply(now, &neg, rng)?;
         Ok(n)
@@ -576,6 +594,20 @@ impl<
                 pli_pending: false,
             });
         }
+        if !self.config.ice_lite {
+            let creds =
+                crate::ice::IceCredentials::new(&self.ice.local_ufrag, &self.ice.local_pwd).map_err(PeerError::Ice)?;
+            let controlling = neg.offerer || neg.remote_ice_lite;
+            let mut agent = crate::ice::IceAgent::new(crate::ice::IceConfig::default(), controlling, creds, rng);
+            for (addr, _) in &self.local_candidates {
+                agent.add_local_candidate(*addr).map_err(PeerError::Ice)?;
+            }
+            agent.set_remote_credentials(&neg.ufrag, &neg.pwd).map_err(PeerError::Ice)?;
+            for c in &neg.candidates {
+                let _ = agent.add_remote_candidate(c.clone());
+            }
+            self.agent = Some(agent);
+        }
         let role = if self.local_setup == Setup::Active { DtlsRole::Client } else { DtlsRole::Server };
         let mut cfg = DtlsConfig::new(role);
         cfg.mtu = self.config.mtu;
@@ -602,6 +634,18 @@ impl<
             return Err(PeerError::UnknownPacket);
         };
         match first {
+            0..=3 if self.agent.is_some() => {
+                let local = self.local_candidates.first().map(|c| c.0).unwrap_or(source);
+                let r = self.agent.as_mut().map(|a| a.handle_receive(now, local, source, datagram));
+                self.drain_agent(now);
+                match r {
+                    Some(Err(e)) => {
+                        self.datagrams_dropped += 1;
+                        Err(PeerError::Ice(e))
+                    }
+                    _ => Ok(None),
+                }
+            }
             0..=3 => {
                 match self.ice.handle(now, source, datagram) {
                     Ok(Selection::Selected(addr)) => {
@@ -650,6 +694,32 @@ impl<
                 self.datagrams_dropped += 1;
                 Err(PeerError::UnknownPacket)
             }
+        }
+    }
+
+    fn drain_agent(&mut self, _now: Instant) {
+        let Some(a) = self.agent.as_mut() else { return };
+        let mut selected = None;
+        let mut failed = false;
+        while let Some(e) = a.poll_event() {
+            match e {
+                crate::ice::IceEvent::SelectedPairChanged { remote, .. } => selected = Some(remote),
+                crate::ice::IceEvent::StateChanged(crate::ice::IceState::Failed) => failed = true,
+                _ => {}
+            }
+        }
+        if let Some(remote) = selected {
+            if self.ice.selected != Some(remote) {
+                self.ice.selected = Some(remote);
+                self.ice.nominated = true;
+                if let Some(d) = self.dtls.as_mut() {
+                    d.set_peer_address(remote);
+                }
+                self.push_event(PeerEvent::IceConnected { remote });
+            }
+        }
+        if failed {
+            self.fail(PeerFailure::IceFailed);
         }
     }
 
@@ -941,6 +1011,13 @@ impl<
 
     /// Write the next datagram to send into `buf` (at least the MTU).
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit> {
+        if let Some(a) = self.agent.as_mut() {
+            let t = a.poll_transmit(now, buf);
+            self.drain_agent(now);
+            if let Some(t) = t {
+                return Some(Transmit { source: None, ..t });
+            }
+        }
         while let Some(r) = self.ice.poll_transmit(buf) {
             if let Ok((destination, len)) = r {
                 return Some(Transmit { source: None, destination, len });
@@ -1036,12 +1113,22 @@ impl<
             return None;
         }
         let dtls = self.dtls.as_ref().and_then(|d| d.poll_timeout());
-        let consent =
-            self.ice.last_check.filter(|_| self.connected_at.is_some()).map(|t| t + self.config.consent_timeout);
-        [dtls, self.next_rtcp, consent].into_iter().flatten().min()
+        let sctp = self.sctp.as_ref().and_then(|a| a.poll_timeout());
+        let agent = self.agent.as_ref().and_then(|a| a.poll_timeout());
+        // Lite mode watches consent itself; the full agent does its own.
+        let consent = self
+            .ice
+            .last_check
+            .filter(|_| self.connected_at.is_some() && self.agent.is_none())
+            .map(|t| t + self.config.consent_timeout);
+        [agent, dtls, sctp, self.next_rtcp, consent].into_iter().flatten().min()
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
+        if let Some(a) = self.agent.as_mut() {
+            a.handle_timeout(now);
+        }
+        self.drain_agent(now);
         if let Some(d) = self.dtls.as_mut() {
             d.handle_timeout(now);
         }
@@ -1050,7 +1137,7 @@ impl<
             a.handle_timeout(now);
         }
         self.drain_sctp();
-        if self.connected_at.is_some() {
+        if self.connected_at.is_some() && self.agent.is_none() {
             if let Some(last) = self.ice.last_check {
                 if now >= last + self.config.consent_timeout {
                     self.fail(PeerFailure::ConsentLost);
@@ -1098,15 +1185,32 @@ struct Outcome {
     fingerprint: crate::dtls::Fingerprint,
     local_setup: Setup,
     media: Vec<sdp::NegotiatedMedia<'static>, { sdp::MAX_MEDIA_SECTIONS }>,
+    offerer: bool,
+    remote_ice_lite: bool,
+    /// Remote candidates for the full ICE agent (mDNS and TCP ones are kept
+    /// by the agent unpaired).
+    candidates: Vec<crate::ice::Candidate, { sdp::MAX_CANDIDATES }>,
 }
 
 impl Outcome {
-    fn of(neg: &sdp::Negotiated<'_>) -> Result<Outcome, PeerError> {
+    fn of(neg: &sdp::Negotiated<'_>, offerer: bool) -> Result<Outcome, PeerError> {
         let mut media = Vec::new();
         for m in &neg.media {
             let _ = media.push(sdp::NegotiatedMedia { mid: "", ..*m });
         }
+        let mut candidates = Vec::new();
+        for c in &neg.remote_candidates {
+            let mut line: String<256> = String::new();
+            if write!(line, "{c}").is_ok() {
+                if let Ok(ic) = crate::ice::Candidate::parse(&line) {
+                    let _ = candidates.push(ic);
+                }
+            }
+        }
         Ok(Outcome {
+            offerer,
+            remote_ice_lite: neg.remote_ice_lite,
+            candidates,
             ufrag: String::try_from(neg.remote_ice_ufrag).map_err(|_| PeerError::CredentialsTooLong)?,
             pwd: String::try_from(neg.remote_ice_pwd).map_err(|_| PeerError::CredentialsTooLong)?,
             fingerprint: to_dtls_fingerprint(&neg.remote_fingerprint)?,
