@@ -429,3 +429,50 @@ mod client_server {
         assert_eq!(server.respond(&req[..n], src, &mut out[..30]), Err(StunError::BufferTooSmall));
     }
 }
+
+#[test]
+fn random_and_mutated_messages_never_panic() {
+    use rand::{Rng, SeedableRng};
+    let mut r = rand_chacha::ChaCha20Rng::seed_from_u64(5769);
+    let vectors = [request(), response_v4(), response_v6(), long_term_request(), rfc8489_b1_request()];
+    let mut server = BindingServer::default();
+    let mut client: StunBindingClient = BindingClient::new(RetransmitConfig::default(), &mut r);
+    let src: core::net::SocketAddr = "192.0.2.1:1".parse().unwrap();
+    let mut parsed = 0;
+    for i in 0..20_000 {
+        let mut d = vectors[i % vectors.len()].clone();
+        for _ in 0..r.gen_range(1..4) {
+            match r.gen_range(0..3) {
+                0 => {
+                    let at = r.gen_range(0..d.len());
+                    d[at] = r.gen();
+                }
+                1 => {
+                    let at = r.gen_range(0..d.len());
+                    d.truncate(at.max(20));
+                }
+                _ => {
+                    // Keep the header consistent so the attribute walk runs.
+                    let body = (d.len() - 20) as u16;
+                    d[2..4].copy_from_slice(&body.to_be_bytes());
+                }
+            }
+        }
+        if let Ok(m) = Message::new_checked(&d) {
+            parsed += 1;
+            let _ = (m.method(), m.class(), m.transaction_id(), m.mapped_address(), m.xor_mapped_address());
+            let _ = (m.username(), m.realm(), m.nonce(), m.software(), m.error_code(), m.priority());
+            let _ = (m.ice_controlled(), m.ice_controlling(), m.use_candidate(), m.check_fingerprint());
+            let _ = (m.check_integrity(b"k"), m.check_integrity_sha256(b"k"));
+            if let Ok(Some(u)) = m.unknown_attributes() {
+                let _ = u.count();
+            }
+            let _ = m.unknown_comprehension_required(attr::is_known_binding);
+        }
+        let mut out = [0u8; 256];
+        let _ = server.respond(&d, src, &mut out);
+        let _ = client.handle_receive(crate::time::Instant::ZERO, src, &d);
+    }
+    // The mutations reach the attribute decoders, not only the header check.
+    assert!(parsed > 2000, "{parsed}");
+}
