@@ -16,10 +16,11 @@ Commands:
       Wait until counter KEY (see "stats") reaches N  -> {"ok": STATS}
   {"cmd": "stats"}                           -> {"ok": STATS}
   {"cmd": "open_channel", "label": L, "ordered": B, "max_retransmits": N}
-  {"cmd": "send_bulk", "label": L, "total": N, "chunk": C, "seed": S}
+  {"cmd": "send_bulk", "label": L, "total": N, "chunk": C, "seed": S, "window": W}
       Send N pseudo-random bytes (see `bulk_bytes`) in C-byte messages.
-  {"cmd": "send_burst", "label": L, "count": N, "size": C}
+  {"cmd": "send_burst", "label": L, "count": N, "size": C, "window": W}
       Send N messages of C bytes, message i starting with i (u32 BE).
+      W (optional): keep at most W bytes in flight (see `send_paced`).
   {"cmd": "close_channel", "label": L}
 
 ICE: aioice skips loopback addresses, so host addresses are pinned to
@@ -190,11 +191,37 @@ def counter(pc, key):
     raise ValueError(f"unknown counter {key}")
 
 
-async def send_paced(channel, messages):
-    """Send messages, keeping the SCTP send buffer bounded."""
+def unacked(sctp):
+    """User data bytes aiortc has queued or in flight and not yet acked."""
+    return sum(c._book_size for c in sctp._outbound_queue if not c._acked and not c._abandoned)
+
+
+async def send_paced(pc, channel, messages, window):
+    """Send messages, keeping the SCTP send buffer bounded.
+
+    aiortc's SCTP sender ignores the receiver's advertised window (a_rwnd):
+    it sends as much as its congestion window allows, so a receiver with a
+    small buffer drops the excess and aiortc recovers only through
+    retransmission timeouts (1 s and up). With `window` set, a message is
+    sent only once the bytes queued or in flight plus the message fit in `window`:
+    the sender honours a receive window of that size.
+    """
+    sctp = pc.sctp if pc else None
     for m in messages:
         while channel.bufferedAmount > 256 * 1024:
             await asyncio.sleep(0.005)
+        if window and sctp is not None:
+            t0 = time.monotonic()
+            while channel.bufferedAmount or unacked(sctp) + len(m) > window:
+                await asyncio.sleep(0.001)
+                if time.monotonic() - t0 > 2:
+                    t0 = time.monotonic()
+                    q = [c for c in sctp._outbound_queue if not c._acked]
+                    log(
+                        "send stalled: unacked", unacked(sctp), "flight", sctp._flight_size, "cwnd", sctp._cwnd,
+                        "rto", sctp._rto, "last_sacked", sctp._last_sacked_tsn,
+                        "first", [(c.tsn, c._sent_count, c._in_flight) for c in q[:3]], "queue", len(q),
+                    )
         channel.send(m)
 
 
@@ -264,12 +291,14 @@ async def main():
                 data = bulk_bytes(req["total"], req["seed"])
                 c = req["chunk"]
                 t0 = time.monotonic()
-                await send_paced(CHANNELS[req["label"]], [data[i : i + c] for i in range(0, len(data), c)])
+                await send_paced(
+                    pc, CHANNELS[req["label"]], [data[i : i + c] for i in range(0, len(data), c)], req.get("window")
+                )
                 result = {"queued_s": time.monotonic() - t0, "sha256": hashlib.sha256(data).hexdigest()}
             elif cmd == "send_burst":
                 size = req["size"]
                 msgs = [i.to_bytes(4, "big") + bytes(size - 4) for i in range(req["count"])]
-                await send_paced(CHANNELS[req["label"]], msgs)
+                await send_paced(pc, CHANNELS[req["label"]], msgs, req.get("window"))
                 result = True
             elif cmd == "close_channel":
                 CHANNELS[req["label"]].close()
