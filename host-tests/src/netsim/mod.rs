@@ -40,6 +40,7 @@
 //! Tests wrap their body in [`run_with_seed`] (or [`run_seeds`]) so a failure
 //! prints `netsim seed = N`; `NETSIM_SEED=N` replays it.
 
+pub mod ice;
 mod link;
 mod nat;
 mod node;
