@@ -479,8 +479,22 @@ fn nomination_requires_authentication() {
 
 #[test]
 fn attributes_known_to_the_agent() {
-    // Every attribute the agent sends is one it understands.
-    for t in [attr::USERNAME, attr::PRIORITY, attr::USE_CANDIDATE, attr::MESSAGE_INTEGRITY] {
-        assert!(attr::is_known_binding(t));
+    // Every comprehension-required attribute in a check the agent really
+    // sends is one it would itself accept (so two tinyrtc agents never answer
+    // each other with 420),
+    // and the attribute the 420 tests use is really unknown to it.
+    for controlling in [true, false] {
+        let mut a = agent(controlling, 7);
+        let (_, data) = first_check(&mut a, Instant::from_secs(1));
+        let m = Message::new_checked(&data).unwrap();
+        let types: Vec<u16> = m.attributes().map(|at| at.typ).collect();
+        assert!(types.contains(&attr::USERNAME) && types.contains(&attr::PRIORITY), "{types:x?}");
+        assert!(types.contains(if controlling { &attr::ICE_CONTROLLING } else { &attr::ICE_CONTROLLED }));
+        // Comprehension-required attributes (below 0x8000) are the ones an
+        // unknown type of would draw a 420.
+        for t in types.into_iter().filter(|t| *t < 0x8000) {
+            assert!(attr::is_known_binding(t), "agent sent attribute 0x{t:04x} it does not know");
+        }
     }
+    assert!(!attr::is_known_binding(0x0077));
 }
