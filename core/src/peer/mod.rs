@@ -1,5 +1,6 @@
 //! A WebRTC session over one 5-tuple: SDP offer/answer ([`crate::sdp`]),
-//! ICE ([`ice_lite`]), DTLS-SRTP ([`crate::dtls`], [`crate::srtp`]) and
+//! ICE ([`ice_lite`], or the full agent of [`crate::ice`] with
+//! [`PeerConfig::ice_lite`] off), DTLS-SRTP ([`crate::dtls`], [`crate::srtp`]) and
 //! RTP/RTCP ([`crate::rtp`], [`crate::rtcp`]), in the crate's sans-IO shape.
 //!
 //! - Demultiplexing per RFC 7983 section 7: first byte 0-3 STUN, 20-63 DTLS,
@@ -20,9 +21,10 @@
 //!   application data once DTLS is up; [`PeerN::open_channel`],
 //!   [`PeerN::send_data`], [`PeerN::read_data`], [`PeerEvent::ChannelOpen`].
 //!
-//! Left out for now: full ICE (this session is an ICE-lite agent: the
-//! remote must be a full agent, as browsers are), RTX/NACK retransmission,
-//! TURN, renegotiation.
+//! Left out for now: STUN/TURN servers in full-ICE mode (host and
+//! peer-reflexive candidates only), RTX/NACK retransmission, closing or
+//! configuring (unordered, partially reliable) channels from this side,
+//! renegotiation.
 //!
 //! Memory: [`Peer`] is one value (`size_of::<Peer>()` is printed by the
 //! tests and stated in the README); the DTLS buffers and SRTP stream tables
