@@ -26,6 +26,48 @@ pub fn require_ffmpeg(test: &str) -> bool {
     false
 }
 
+/// `ffmpeg` arguments for the clips the tests share (commands from
+/// PEERS.md), for [`generate`]: 5 s of 320x240 `testsrc` at 15 fps as H.264
+/// Constrained Baseline Annex-B with SPS/PPS before every IDR (one a second).
+pub const TESTSRC_H264: &[&str] = &[
+    "-f",
+    "lavfi",
+    "-i",
+    "testsrc=size=320x240:rate=15",
+    "-t",
+    "5",
+    "-c:v",
+    "libx264",
+    "-profile:v",
+    "baseline",
+    "-level",
+    "3.1",
+    "-pix_fmt",
+    "yuv420p",
+    "-bf",
+    "0",
+    "-x264-params",
+    "keyint=15:scenecut=0:repeat-headers=1",
+    "-f",
+    "h264",
+];
+
+/// 1 s of 640x480 `testsrc` at 30 fps as H.264 baseline at 2 Mbit/s: access
+/// units large enough to need FU-A at MTU 1200.
+#[rustfmt::skip]
+pub const TESTSRC_H264_640: &[&str] = &[
+    "-f", "lavfi", "-i", "testsrc=size=640x480:rate=30", "-t", "1",
+    "-c:v", "libx264", "-profile:v", "baseline", "-pix_fmt", "yuv420p", "-bf", "0", "-b:v", "2M",
+    "-x264-params", "keyint=10:scenecut=0:repeat-headers=1", "-f", "h264",
+];
+
+/// 5 s of 320x240 `testsrc` at 15 fps as VP8 in IVF.
+#[rustfmt::skip]
+pub const TESTSRC_VP8: &[&str] = &[
+    "-f", "lavfi", "-i", "testsrc=size=320x240:rate=15", "-t", "5",
+    "-c:v", "libvpx", "-b:v", "300k", "-g", "15", "-deadline", "realtime", "-cpu-used", "8", "-f", "ivf",
+];
+
 /// Generate `dir/name` with `ffmpeg -y <args> dir/name` unless it exists.
 pub fn generate(dir: &Path, name: &str, args: &[&str]) -> PathBuf {
     // Tests of one binary run on several threads: one generates, the others wait.

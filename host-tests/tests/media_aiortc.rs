@@ -144,57 +144,9 @@ fn aiortc_agrees_on_payloads_rtcp_and_rtp_headers() {
         return;
     };
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("media-clips");
-    let h264 = clips::generate(
-        &dir,
-        "clip-640.h264",
-        &[
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc=size=640x480:rate=30",
-            "-t",
-            "1",
-            "-c:v",
-            "libx264",
-            "-profile:v",
-            "baseline",
-            "-pix_fmt",
-            "yuv420p",
-            "-bf",
-            "0",
-            "-b:v",
-            "2M",
-            "-x264-params",
-            "keyint=10:scenecut=0:repeat-headers=1",
-            "-f",
-            "h264",
-        ],
-    );
+    let h264 = clips::generate(&dir, "clip-640.h264", clips::TESTSRC_H264_640);
     let aus = clips::h264_access_units(&std::fs::read(h264).unwrap());
-    let vp8_file = clips::generate(
-        &dir,
-        "clip.ivf",
-        &[
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc=size=320x240:rate=15",
-            "-t",
-            "5",
-            "-c:v",
-            "libvpx",
-            "-b:v",
-            "300k",
-            "-g",
-            "15",
-            "-deadline",
-            "realtime",
-            "-cpu-used",
-            "8",
-            "-f",
-            "ivf",
-        ],
-    );
+    let vp8_file = clips::generate(&dir, "clip.ivf", clips::TESTSRC_VP8);
     let vp8_data = std::fs::read(vp8_file).unwrap();
     let vp8: Vec<Vec<u8>> = clips::ivf_frames(&vp8_data).into_iter().take(30).map(<[u8]>::to_vec).collect();
 

@@ -53,32 +53,7 @@ fn h264_clip_round_trip_and_decodes() {
         return;
     }
     let dir = clip_dir();
-    let clip = clips::generate(
-        &dir,
-        "clip.h264",
-        &[
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc=size=320x240:rate=15",
-            "-t",
-            "5",
-            "-c:v",
-            "libx264",
-            "-profile:v",
-            "baseline",
-            "-level",
-            "3.1",
-            "-pix_fmt",
-            "yuv420p",
-            "-bf",
-            "0",
-            "-x264-params",
-            "keyint=15:scenecut=0:repeat-headers=1",
-            "-f",
-            "h264",
-        ],
-    );
+    let clip = clips::generate(&dir, "clip.h264", clips::TESTSRC_H264);
     let data = std::fs::read(&clip).unwrap();
     let aus = clips::h264_access_units(&data);
     assert_eq!(aus.len(), 75, "5 s at 15 fps");
@@ -110,32 +85,7 @@ fn h264_large_frames_use_fu_a() {
     }
     // A bigger picture so IDRs span many FU-A fragments.
     let dir = clip_dir();
-    let clip = clips::generate(
-        &dir,
-        "clip-640.h264",
-        &[
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc=size=640x480:rate=30",
-            "-t",
-            "1",
-            "-c:v",
-            "libx264",
-            "-profile:v",
-            "baseline",
-            "-pix_fmt",
-            "yuv420p",
-            "-bf",
-            "0",
-            "-b:v",
-            "2M",
-            "-x264-params",
-            "keyint=10:scenecut=0:repeat-headers=1",
-            "-f",
-            "h264",
-        ],
-    );
+    let clip = clips::generate(&dir, "clip-640.h264", clips::TESTSRC_H264_640);
     let data = std::fs::read(&clip).unwrap();
     let aus = clips::h264_access_units(&data);
     let mut depack = H264Depacketizer::new(vec![0u8; 1024 * 1024]);
@@ -157,30 +107,7 @@ fn vp8_clip_round_trip_and_decodes() {
         return;
     }
     let dir = clip_dir();
-    let clip = clips::generate(
-        &dir,
-        "clip.ivf",
-        &[
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc=size=320x240:rate=15",
-            "-t",
-            "5",
-            "-c:v",
-            "libvpx",
-            "-b:v",
-            "300k",
-            "-g",
-            "15",
-            "-deadline",
-            "realtime",
-            "-cpu-used",
-            "8",
-            "-f",
-            "ivf",
-        ],
-    );
+    let clip = clips::generate(&dir, "clip.ivf", clips::TESTSRC_VP8);
     let data = std::fs::read(&clip).unwrap();
     let vp8 = clips::ivf_frames(&data);
     assert!(vp8.len() >= 70, "{} frames", vp8.len());

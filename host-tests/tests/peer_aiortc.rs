@@ -62,32 +62,7 @@ fn a_tinyrtc_offers_h264_aiortc_decodes() {
         return;
     }
     let Some(mut a) = Aiortc::launch(test) else { return };
-    let clip = clips::generate(
-        &clip_dir(),
-        "testsrc-320x240-15fps.h264",
-        &[
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc=size=320x240:rate=15",
-            "-t",
-            "5",
-            "-c:v",
-            "libx264",
-            "-profile:v",
-            "baseline",
-            "-level",
-            "3.1",
-            "-pix_fmt",
-            "yuv420p",
-            "-bf",
-            "0",
-            "-x264-params",
-            "keyint=15:scenecut=0:repeat-headers=1",
-            "-f",
-            "h264",
-        ],
-    );
+    let clip = clips::generate(&clip_dir(), "testsrc-320x240-15fps.h264", clips::TESTSRC_H264);
     let frames = clips::h264_access_units(&std::fs::read(clip).unwrap());
     assert_eq!(frames.len() as u64, H264_FRAMES, "5 s at 15 fps");
 

@@ -11,11 +11,11 @@
 //! accepts loopback sources, so the pair ICE selects is a loopback pair.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant as StdInstant};
 
 use host_tests::chromium::{self, json, selected_pair, stats_of, Chromium, Value};
-use host_tests::driver::{h264_access_units, ivf_frames, loopback_v4, PeerDriver};
+use host_tests::clips::{self, h264_access_units, ivf_frames};
+use host_tests::driver::{loopback_v4, PeerDriver};
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 use tinyrtc::peer::{Peer, PeerConfig, PeerEvent};
@@ -27,48 +27,18 @@ const FPS: u32 = 15;
 const OPUS_SILENCE: [u8; 3] = [0xf8, 0xff, 0xfe];
 
 fn ffmpeg_missing() -> Option<String> {
-    match Command::new("ffmpeg").arg("-version").output() {
-        Ok(o) if o.status.success() => None,
-        _ => Some("ffmpeg not found".into()),
-    }
+    (!clips::ffmpeg_available()).then(|| "ffmpeg not found".into())
 }
 
 fn clip(dir: &Path, vp8: bool) -> Vec<Vec<u8>> {
-    let (out, args): (PathBuf, &[&str]) = if vp8 {
-        (
-            dir.join("clip.ivf"),
-            &["-c:v", "libvpx", "-b:v", "300k", "-g", "15", "-deadline", "realtime", "-cpu-used", "8", "-f", "ivf"],
-        )
+    let out = if vp8 {
+        clips::generate(dir, "clip.ivf", clips::TESTSRC_VP8)
     } else {
-        (
-            dir.join("clip.h264"),
-            &[
-                "-c:v",
-                "libx264",
-                "-profile:v",
-                "baseline",
-                "-level",
-                "3.1",
-                "-pix_fmt",
-                "yuv420p",
-                "-bf",
-                "0",
-                "-x264-params",
-                "keyint=15:scenecut=0:repeat-headers=1",
-                "-f",
-                "h264",
-            ],
-        )
+        clips::generate(dir, "clip.h264", clips::TESTSRC_H264)
     };
-    let status = Command::new("ffmpeg")
-        .args(["-y", "-loglevel", "error", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=15", "-t", "5"])
-        .args(args)
-        .arg(&out)
-        .status()
-        .expect("run ffmpeg");
-    assert!(status.success(), "ffmpeg failed");
     let data = std::fs::read(&out).unwrap();
-    let frames = if vp8 { ivf_frames(&data) } else { h264_access_units(&data) };
+    let frames: Vec<Vec<u8>> =
+        if vp8 { ivf_frames(&data).into_iter().map(<[u8]>::to_vec).collect() } else { h264_access_units(&data) };
     assert_eq!(frames.len(), 75, "5 s at 15 fps");
     frames
 }
