@@ -27,7 +27,7 @@ use host_tests::aiortc::{json, Aiortc, Value};
 use host_tests::driver::{loopback_v4, PeerDriver};
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
-use tinyrtc::peer::{Peer, PeerConfig, PeerError, PeerEvent};
+use tinyrtc::peer::{ChannelConfig, Peer, PeerConfig, PeerError, PeerEvent};
 use tinyrtc::sctp::SctpError;
 
 const BULK: usize = 1 << 20;
@@ -188,7 +188,7 @@ fn aiortc_channels() -> Value {
 fn exchange(test: &str, a: &mut Aiortc, s: &mut Side, connect_ms: u128) {
     // Our channel; wait until every channel is open on both sides.
     let now = s.d.now();
-    let ours = s.d.peer.open_channel(now, "from-tinyrtc").unwrap();
+    let ours = s.d.peer.open_channel(now, "from-tinyrtc", "", ChannelConfig::default()).unwrap();
     s.labels.insert(ours, "from-tinyrtc".into());
     s.pump_until(10, "channels open", |s| {
         s.d.events.contains(&PeerEvent::ChannelOpen { id: ours, by_remote: false })

@@ -18,7 +18,7 @@ use host_tests::clips::{self, h264_access_units, ivf_frames};
 use host_tests::driver::{loopback_v4, PeerDriver};
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
-use tinyrtc::peer::{Peer, PeerConfig, PeerEvent};
+use tinyrtc::peer::{ChannelConfig, Peer, PeerConfig, PeerEvent};
 use tinyrtc::sdp::signaling::{self, Signal};
 use tinyrtc::sdp::{Candidate, CodecChoice, MediaKind};
 
@@ -243,7 +243,7 @@ fn d_data_channel_with_chromium() {
     d.peer.set_remote_answer(now, answer.as_str().unwrap(), &mut rng).unwrap();
     assert!(d.run_until_connected(Duration::from_secs(20)), "not connected: {:?}", d.peer.stats());
     let now = d.now();
-    let id = d.peer.open_channel(now, "chat").unwrap();
+    let id = d.peer.open_channel(now, "chat", "", ChannelConfig::default()).unwrap();
     d.peer.send_data(now, id, false, "ping from tinyrtc".as_bytes()).unwrap();
     let big: Vec<u8> = (0..12_000u32).map(|i| (i % 251) as u8).collect();
     d.peer.send_data(now, id, true, &big).unwrap();

@@ -22,7 +22,7 @@ use str0m::channel::ChannelId as Str0mChannelId;
 use str0m::media::{Direction as Str0mDirection, KeyframeRequestKind, MediaKind as Str0mKind, Mid};
 use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event as Str0mEvent, IceConnectionState, Input, Output, Rtc};
-use tinyrtc::peer::{Peer, PeerConfig, PeerEvent, PeerState};
+use tinyrtc::peer::{ChannelConfig, Peer, PeerConfig, PeerEvent, PeerState};
 use tinyrtc::sdp::{CodecChoice, MediaKind};
 use tinyrtc::{Duration, Instant, Transmit};
 
@@ -236,7 +236,7 @@ fn tinyrtc_offers_str0m_answers() {
         // Data channel: tinyrtc opens and writes; str0m answers on it.
         let now = net.now();
         let host = net.node_mut::<TinyHost>(t);
-        let id = host.peer.open_channel(now, "telemetry").unwrap();
+        let id = host.peer.open_channel(now, "telemetry", "", ChannelConfig::default()).unwrap();
         host.peer.send_data(now, id, false, b"temperature=21.5").unwrap();
         let opened =
             net.run_until_cond(net.now() + Duration::from_secs(5), |n| !n.node::<Str0mHost>(s).channel_data.is_empty());

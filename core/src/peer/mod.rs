@@ -18,12 +18,18 @@
 //! - DTLS role from `a=setup` (RFC 8842); the peer's certificate must match
 //!   the SDP fingerprint or the session fails closed.
 //! - Data channels (RFC 8831/8832): SCTP ([`crate::sctp`]) in DTLS
-//!   application data once DTLS is up; [`PeerN::open_channel`],
-//!   [`PeerN::send_data`], [`PeerN::read_data`], [`PeerEvent::ChannelOpen`].
+//!   application data once DTLS is up. [`PeerN::open_channel`] takes a
+//!   label, a sub-protocol and a [`ChannelConfig`] (ordered or unordered;
+//!   reliable, max-retransmits or max-lifetime; DCEP or pre-negotiated by
+//!   stream id); either side may open channels. [`PeerN::send_data`] sends
+//!   text or binary messages (empty ones too), [`PeerN::read_data`] reads
+//!   what [`PeerEvent::ChannelData`] announced, [`PeerN::close_channel`]
+//!   resets the stream and [`PeerEvent::ChannelClosed`] reports a close
+//!   started by either side. Data channel events wait in the association
+//!   until polled, so none is dropped when the application is slow.
 //!
 //! Left out for now: STUN/TURN servers in full-ICE mode (host and
-//! peer-reflexive candidates only), RTX/NACK retransmission, closing or
-//! configuring (unordered, partially reliable) channels from this side,
+//! peer-reflexive candidates only), RTX/NACK retransmission,
 //! renegotiation.
 //!
 //! Memory: [`Peer`] is one value (`size_of::<Peer>()` is printed by the
@@ -50,7 +56,7 @@ use crate::rtp::h264::H264Payloader;
 use crate::rtp::packetizer::{Chunk, FramePackets, Payloader, RtpPacketizer};
 use crate::rtp::vp8::Vp8Payloader;
 use crate::rtp::wire::RtpPacket;
-use crate::sctp::{self, ChannelConfig, ChannelId, MessageKind, SctpAssociationN, SctpConfig, SctpError};
+use crate::sctp::{self, ChannelId, MessageKind, SctpAssociationN, SctpConfig, SctpError};
 use crate::sdp::{
     self, accept_answer, build_answer, build_offer, Candidate, CodecChoice, Direction, Feedback, Fingerprint,
     HashFunction, LocalSource, LocalTransport, MediaKind, MediaPolicy, NegotiationError, SessionDescription, Setup,
@@ -155,6 +161,8 @@ pub enum PeerFailure {
 
 /// Why the data channel transport (SCTP association) ended.
 pub use crate::sctp::LostReason as DataLostReason;
+/// Data channel options for [`PeerN::open_channel`].
+pub use crate::sctp::{ChannelConfig, Reliability};
 
 /// Something the application should know.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -181,6 +189,9 @@ pub enum PeerEvent {
         binary: bool,
         len: usize,
     },
+    /// Data channel `id` is closed: its stream was reset both ways, after
+    /// [`PeerN::close_channel`] here or a close by the remote. The id may
+    /// be reused by a later channel.
     ChannelClosed {
         id: u16,
     },
@@ -611,6 +622,7 @@ impl<
             self.agent = Some(agent);
         }
         let role = if self.local_setup == Setup::Active { DtlsRole::Client } else { DtlsRole::Server };
+        self.sctp = self.new_association(role == DtlsRole::Client);
         let mut cfg = DtlsConfig::new(role);
         cfg.mtu = self.config.mtu;
         let mut dtls = DtlsEndpointN::new(cfg, &self.identity, Some(fp), rng);
@@ -758,7 +770,9 @@ impl<
                     self.connected_at = Some(now);
                     self.next_rtcp = Some(now);
                     self.push_event(PeerEvent::Connected);
-                    self.start_sctp(now, is_client);
+                    if let Some(a) = self.sctp.as_mut() {
+                        a.connect(now);
+                    }
                 }
                 DtlsEvent::Connected { srtp: None, .. } => self.fail(PeerFailure::NoSrtpProfile),
                 DtlsEvent::ApplicationData { .. } => {
@@ -771,7 +785,6 @@ impl<
                             None => self.datagrams_dropped += 1,
                         }
                     }
-                    self.drain_sctp();
                 }
                 DtlsEvent::PeerClosed => self.fail(PeerFailure::RemoteClosed),
                 DtlsEvent::Failed(f) => self.fail(PeerFailure::Dtls(f)),
@@ -891,8 +904,10 @@ impl<
         }
     }
 
-    fn start_sctp(&mut self, now: Instant, is_client: bool) {
-        let Some((remote_port, max_message)) = self.datachannel else { return };
+    /// The association for a negotiated data channel section, made as soon
+    /// as the DTLS role is known so channels can be opened before DTLS is up.
+    fn new_association(&mut self, is_client: bool) -> Option<SctpAssociationN<CHBUF, CHBUF, CHANNELS, CHUNKS>> {
+        let (remote_port, max_message) = self.datachannel?;
         let config = SctpConfig {
             remote_port,
             // DTLS record overhead: 13-byte header + up to 24 bytes of AEAD nonce and tag.
@@ -901,16 +916,16 @@ impl<
             ..SctpConfig::default()
         };
         let role = if is_client { sctp::Role::Client } else { sctp::Role::Server };
-        let mut a = SctpAssociationN::new(config, role, &mut self.rng);
-        a.connect(now);
-        self.sctp = Some(a);
+        Some(SctpAssociationN::new(config, role, &mut self.rng))
     }
 
-    fn drain_sctp(&mut self) {
-        let Some(a) = self.sctp.as_mut() else { return };
-        let mut evs: Vec<PeerEvent, EVENT_QUEUE_LEN> = Vec::new();
-        while let Some(e) = a.poll_event() {
-            let pe = match e {
+    /// The next data channel event, taken from the association only when
+    /// asked for: it keeps its events (per channel and per message) until
+    /// then, so none is lost however many arrive between two polls.
+    fn poll_sctp_event(&mut self) -> Option<PeerEvent> {
+        let a = self.sctp.as_mut()?;
+        loop {
+            return Some(match a.poll_event()? {
                 sctp::Event::AssociationEstablished => continue,
                 sctp::Event::AssociationLost { reason } => PeerEvent::DataTransportLost(reason),
                 sctp::Event::ChannelOpened { id, by_peer, .. } => {
@@ -920,13 +935,7 @@ impl<
                 sctp::Event::MessageReceived { channel, kind, len } => {
                     PeerEvent::ChannelData { id: channel.0, binary: kind == MessageKind::Binary, len }
                 }
-            };
-            if evs.push(pe).is_err() {
-                break;
-            }
-        }
-        for e in evs {
-            self.push_event(e);
+            });
         }
     }
 
@@ -934,14 +943,37 @@ impl<
         self.sctp.as_mut().ok_or(PeerError::Sctp(SctpError::NotConnected))
     }
 
-    /// Open a reliable, ordered data channel (DCEP); usable once
-    /// [`PeerEvent::ChannelOpen`] arrives (messages sent before are queued).
-    pub fn open_channel(&mut self, now: Instant, label: &str) -> Result<u16, PeerError> {
-        let id = self.association()?.open_channel(now, label, "", ChannelConfig::default()).map_err(PeerError::Sctp)?;
+    /// Open a data channel (RFC 8832) with a `label`, a sub-protocol
+    /// (`""` for none) and delivery options: ordered or not, reliable or
+    /// partially reliable (max retransmits or max lifetime), and
+    /// `negotiated: Some(id)` for a channel both sides open on stream `id`
+    /// without DCEP. Possible once the SDP exchange is done (before that:
+    /// `Sctp(NotConnected)`). A channel opened by DCEP is usable when
+    /// [`PeerEvent::ChannelOpen`] arrives (messages sent before are queued
+    /// and sent ordered, RFC 8832 section 6); a pre-negotiated one once the
+    /// association is up (its `ChannelOpen` says so).
+    pub fn open_channel(
+        &mut self,
+        now: Instant,
+        label: &str,
+        protocol: &str,
+        config: ChannelConfig,
+    ) -> Result<u16, PeerError> {
+        let id = self.association()?.open_channel(now, label, protocol, config).map_err(PeerError::Sctp)?;
         Ok(id.0)
     }
 
-    /// Queue a message on channel `id` (text or binary).
+    /// Close channel `id`: its outgoing stream is reset (RFC 8831 section
+    /// 6.7), the remote resets its side, then [`PeerEvent::ChannelClosed`]
+    /// follows on both sides (also when the remote starts the close).
+    /// Sending on the channel fails from now on; queued messages still go.
+    pub fn close_channel(&mut self, now: Instant, id: u16) -> Result<(), PeerError> {
+        self.association()?.close_channel(now, ChannelId(id)).map_err(PeerError::Sctp)
+    }
+
+    /// Queue a message on channel `id` (text or binary; empty messages are
+    /// sent with the empty-message PPIDs). `Sctp(WouldBlock)`: the send
+    /// buffer is full, retry after the next datagrams were handled.
     pub fn send_data(&mut self, now: Instant, id: u16, binary: bool, data: &[u8]) -> Result<(), PeerError> {
         let kind = if binary { MessageKind::Binary } else { MessageKind::Text };
         self.association()?.send(now, ChannelId(id), kind, data).map_err(PeerError::Sctp)
@@ -954,9 +986,24 @@ impl<
         Ok((id.0, kind == MessageKind::Binary, n))
     }
 
-    /// The label of data channel `id`.
+    /// The label of data channel `id` (until its `ChannelClosed` is polled).
     pub fn channel_label(&self, id: u16) -> Option<&str> {
         self.sctp.as_ref()?.channel_label(ChannelId(id))
+    }
+
+    /// The sub-protocol of data channel `id` (`""` for none).
+    pub fn channel_protocol(&self, id: u16) -> Option<&str> {
+        self.sctp.as_ref()?.channel_protocol(ChannelId(id))
+    }
+
+    /// The options of data channel `id` (as its opener asked for).
+    pub fn channel_config(&self, id: u16) -> Option<ChannelConfig> {
+        self.sctp.as_ref()?.channel_config(ChannelId(id))
+    }
+
+    /// Bytes of data channel messages queued or in flight (all channels).
+    pub fn buffered_amount(&self) -> usize {
+        self.sctp.as_ref().map_or(0, |a| a.buffered_amount())
     }
 
     /// Ask the remote for a keyframe of the video we receive (PLI).
@@ -1106,7 +1153,7 @@ impl<
     }
 
     pub fn poll_event(&mut self) -> Option<PeerEvent> {
-        self.events.pop_front()
+        self.events.pop_front().or_else(|| self.poll_sctp_event())
     }
 
     /// When [`handle_timeout`](Self::handle_timeout) is next due.
@@ -1138,7 +1185,6 @@ impl<
         if let Some(a) = self.sctp.as_mut() {
             a.handle_timeout(now);
         }
-        self.drain_sctp();
         if self.connected_at.is_some() && self.agent.is_none() {
             if let Some(last) = self.ice.last_check {
                 if now >= last + self.config.consent_timeout {

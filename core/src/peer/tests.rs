@@ -241,7 +241,7 @@ fn malformed_sdp_is_a_clear_error() {
 fn data_channel_both_ways() {
     let mut p = Pair::new(5, PeerConfig::viewer());
     p.connect();
-    let id = p.cam.open_channel(p.now, "chat").unwrap();
+    let id = p.cam.open_channel(p.now, "chat", "", ChannelConfig::default()).unwrap();
     p.cam.send_data(p.now, id, false, b"hello from the camera").unwrap();
     for _ in 0..10 {
         p.step();
@@ -306,4 +306,194 @@ fn full_ice_between_two_peers() {
     }
     assert_eq!(p.cam.state(), PeerState::Connected);
     assert_eq!(p.view.state(), PeerState::Connected);
+}
+
+impl Pair {
+    /// Move datagrams both ways until idle without polling any event (an
+    /// application that is slow to poll).
+    fn pump_without_events(&mut self) {
+        let mut buf = [0u8; 1500];
+        for _ in 0..1000 {
+            let mut moved = false;
+            while let Some(t) = self.cam.poll_transmit(self.now, &mut buf) {
+                let _ = self.view.handle_receive(self.now, addr(CAM), &mut buf[..t.len]);
+                moved = true;
+            }
+            while let Some(t) = self.view.poll_transmit(self.now, &mut buf) {
+                let _ = self.cam.handle_receive(self.now, addr(VIEW), &mut buf[..t.len]);
+                moved = true;
+            }
+            if !moved {
+                return;
+            }
+        }
+    }
+
+    fn opened(events: &[PeerEvent], remote: bool) -> StdVec<u16> {
+        events
+            .iter()
+            .filter_map(|e| match e {
+                PeerEvent::ChannelOpen { id, by_remote } if *by_remote == remote => Some(*id),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn steps(&mut self, n: usize) {
+        for _ in 0..n {
+            self.step();
+        }
+    }
+}
+
+#[test]
+fn data_channel_options_label_protocol_and_both_openers() {
+    let cfg = PeerConfig { video_codecs: &[], audio_codecs: &[], ..PeerConfig::camera() };
+    let mut p = Pair::with(11, cfg, cfg);
+    p.connect();
+    let lossy =
+        ChannelConfig { ordered: false, reliability: Reliability::MaxRetransmits(0), ..ChannelConfig::default() };
+    let timed = ChannelConfig { reliability: Reliability::MaxLifetimeMs(1500), ..ChannelConfig::default() };
+    let a = p.cam.open_channel(p.now, "lossy", "telemetry-v1", lossy).unwrap();
+    let b = p.view.open_channel(p.now, "timed", "", timed).unwrap();
+    // DTLS client (the camera offers with setup:actpass, the viewer answers
+    // active) and server use stream ids of opposite parity (RFC 8832 6).
+    assert_ne!(a % 2, b % 2);
+    p.steps(10);
+    assert_eq!(Pair::opened(&p.view_events, true), [a]);
+    assert_eq!(Pair::opened(&p.cam_events, true), [b]);
+    assert_eq!(Pair::opened(&p.cam_events, false), [a]);
+    assert_eq!(Pair::opened(&p.view_events, false), [b]);
+    // The remote learned label, protocol and options through DCEP.
+    assert_eq!(p.view.channel_label(a), Some("lossy"));
+    assert_eq!(p.view.channel_protocol(a), Some("telemetry-v1"));
+    let seen = p.view.channel_config(a).unwrap();
+    assert_eq!((seen.ordered, seen.reliability), (false, Reliability::MaxRetransmits(0)));
+    assert_eq!(p.cam.channel_label(b), Some("timed"));
+    assert_eq!(p.cam.channel_protocol(b), Some(""));
+    let seen = p.cam.channel_config(b).unwrap();
+    assert_eq!((seen.ordered, seen.reliability), (true, Reliability::MaxLifetimeMs(1500)));
+    // Text, binary and both empty kinds cross with their kind kept.
+    let msgs: [(bool, &[u8]); 4] = [(false, b"text"), (true, &[0, 1, 2]), (false, b""), (true, b"")];
+    for (binary, m) in msgs {
+        p.cam.send_data(p.now, a, binary, m).unwrap();
+        p.view.send_data(p.now, b, binary, m).unwrap();
+    }
+    p.steps(10);
+    let mut out = [0u8; 64];
+    for (peer, id) in [(&mut p.view, a), (&mut p.cam, b)] {
+        for (binary, m) in msgs {
+            let (rid, rbin, n) = peer.read_data(&mut out).unwrap();
+            assert_eq!((rid, rbin, &out[..n]), (id, binary, m));
+        }
+        assert_eq!(peer.read_data(&mut out), Err(PeerError::Sctp(SctpError::NoMessage)));
+    }
+    let data = p.view_events.iter().filter(|e| matches!(e, PeerEvent::ChannelData { id, .. } if *id == a)).count();
+    assert_eq!(data, 4);
+    assert!(p.view_events.contains(&PeerEvent::ChannelData { id: a, binary: true, len: 0 }));
+    assert!(p.view_events.contains(&PeerEvent::ChannelData { id: a, binary: false, len: 0 }));
+}
+
+#[test]
+fn pre_negotiated_channel_opened_before_dtls() {
+    let cfg = PeerConfig { video_codecs: &[], audio_codecs: &[], ..PeerConfig::camera() };
+    let mut p = Pair::with(12, cfg, cfg);
+    let neg = ChannelConfig { negotiated: Some(7), ..ChannelConfig::default() };
+    // Both open stream 7 right after the SDP exchange, before ICE and DTLS.
+    let a = p.cam.open_channel(p.now, "side", "", neg).unwrap();
+    let b = p.view.open_channel(p.now, "side", "", neg).unwrap();
+    assert_eq!((a, b), (7, 7));
+    assert_eq!(p.cam.open_channel(p.now, "again", "", neg), Err(PeerError::Sctp(SctpError::ChannelIdInUse)));
+    // Not before the association is up.
+    assert_eq!(p.cam.send_data(p.now, 7, false, b"early"), Err(PeerError::Sctp(SctpError::NotConnected)));
+    p.connect();
+    p.steps(5);
+    assert!(p.cam_events.contains(&PeerEvent::ChannelOpen { id: 7, by_remote: false }), "{:?}", p.cam_events);
+    assert!(p.view_events.contains(&PeerEvent::ChannelOpen { id: 7, by_remote: false }), "{:?}", p.view_events);
+    p.cam.send_data(p.now, 7, false, b"no DCEP needed").unwrap();
+    p.steps(5);
+    let mut out = [0u8; 64];
+    assert_eq!(p.view.read_data(&mut out).unwrap(), (7, false, 14));
+    assert_eq!(&out[..14], b"no DCEP needed");
+}
+
+#[test]
+fn closing_a_channel_closes_it_on_both_sides() {
+    let cfg = PeerConfig { video_codecs: &[], audio_codecs: &[], ..PeerConfig::camera() };
+    let mut p = Pair::with(13, cfg, cfg);
+    p.connect();
+    let a = p.cam.open_channel(p.now, "one", "", ChannelConfig::default()).unwrap();
+    let b = p.cam.open_channel(p.now, "two", "", ChannelConfig::default()).unwrap();
+    let c = p.view.open_channel(p.now, "three", "", ChannelConfig::default()).unwrap();
+    p.steps(10);
+    // Closed by its opener: queued data still arrives, then both see it closed.
+    p.cam.send_data(p.now, a, false, b"last words").unwrap();
+    p.cam.close_channel(p.now, a).unwrap();
+    assert_eq!(p.cam.send_data(p.now, a, false, b"too late"), Err(PeerError::Sctp(SctpError::UnknownChannel)));
+    p.steps(10);
+    assert!(p.cam_events.contains(&PeerEvent::ChannelClosed { id: a }), "{:?}", p.cam_events);
+    assert!(p.view_events.contains(&PeerEvent::ChannelClosed { id: a }), "{:?}", p.view_events);
+    let mut out = [0u8; 64];
+    assert_eq!(p.view.read_data(&mut out).unwrap(), (a, false, 10));
+    assert_eq!(p.view.channel_label(a), None);
+    // Closed by the side that did not open it.
+    p.cam.close_channel(p.now, c).unwrap();
+    p.steps(10);
+    assert!(p.view_events.contains(&PeerEvent::ChannelClosed { id: c }), "{:?}", p.view_events);
+    assert!(p.cam_events.contains(&PeerEvent::ChannelClosed { id: c }), "{:?}", p.cam_events);
+    // The other channel is untouched and still carries data.
+    assert!(!p.view_events.contains(&PeerEvent::ChannelClosed { id: b }));
+    p.cam.send_data(p.now, b, true, &[9; 100]).unwrap();
+    p.steps(5);
+    let mut big = [0u8; 128];
+    assert_eq!(p.view.read_data(&mut big).map(|r| (r.0, r.2)), Ok((b, 100)));
+    assert_eq!(p.cam.close_channel(p.now, 999), Err(PeerError::Sctp(SctpError::UnknownChannel)));
+    // A closed id can be used again.
+    let again = p.cam.open_channel(p.now, "again", "", ChannelConfig::default()).unwrap();
+    p.steps(10);
+    assert!(p.view_events.contains(&PeerEvent::ChannelOpen { id: again, by_remote: true }));
+}
+
+#[test]
+fn no_data_channel_event_is_lost_when_the_application_is_slow() {
+    let cfg = PeerConfig { video_codecs: &[], audio_codecs: &[], ..PeerConfig::camera() };
+    let mut p = Pair::with(14, cfg, cfg);
+    p.connect();
+    // More channels and messages than the event queue holds, all before
+    // the viewer polls a single event.
+    let n_msgs = 3 * EVENT_QUEUE_LEN;
+    let ids: StdVec<u16> =
+        (0..3).map(|i| p.cam.open_channel(p.now, ["a", "b", "c"][i], "", ChannelConfig::default()).unwrap()).collect();
+    for i in 0..n_msgs {
+        p.cam.send_data(p.now, ids[i % 3], true, &[i as u8; 40]).unwrap();
+    }
+    for _ in 0..10 {
+        p.pump_without_events();
+        let next = [p.cam.poll_timeout(), p.view.poll_timeout()].into_iter().flatten().min();
+        if let Some(t) = next {
+            p.now = p.now.max(t);
+            p.cam.handle_timeout(p.now);
+            p.view.handle_timeout(p.now);
+        }
+    }
+    let mut events = StdVec::new();
+    while let Some(e) = p.view.poll_event() {
+        events.push(e);
+    }
+    let opens: StdVec<u16> = Pair::opened(&events, true);
+    assert_eq!(opens, ids, "{events:?}");
+    let data: StdVec<(u16, usize)> = events
+        .iter()
+        .filter_map(|e| match e {
+            PeerEvent::ChannelData { id, len, .. } => Some((*id, *len)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(data.len(), n_msgs, "{events:?}");
+    let mut out = [0u8; 64];
+    for (i, (id, len)) in data.into_iter().enumerate() {
+        assert_eq!((id, len), (ids[i % 3], 40));
+        assert_eq!(p.view.read_data(&mut out).unwrap(), (id, true, 40));
+        assert_eq!(out[..40], [i as u8; 40]);
+    }
 }

@@ -15,7 +15,7 @@ use device_app::{AnnexBClip, Device, DeviceError, DeviceEvent, LeaveReason, MAX_
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 use tinyrtc::dtls::DtlsIdentity;
-use tinyrtc::peer::{Peer, PeerConfig, PeerEvent, PeerState};
+use tinyrtc::peer::{ChannelConfig, Peer, PeerConfig, PeerEvent, PeerState};
 use tinyrtc::sdp::{MediaKind, SessionDescription};
 use tinyrtc::stun::{attr, Class, MessageBuilder, Method};
 use tinyrtc::time::{Duration, Instant};
@@ -186,8 +186,8 @@ impl World {
     fn open_channels(&mut self, id: u32) {
         let now = self.now;
         let v = self.viewers.get_mut(&id).unwrap();
-        let sensor = v.peer.open_channel(now, "sensor").unwrap();
-        let files = v.peer.open_channel(now, "files").unwrap();
+        let sensor = v.peer.open_channel(now, "sensor", "", ChannelConfig::default()).unwrap();
+        let files = v.peer.open_channel(now, "files", "", ChannelConfig::default()).unwrap();
         v.channels = Some((sensor, files));
     }
 
