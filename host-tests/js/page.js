@@ -37,15 +37,148 @@ window.tr = {
   },
   watchChannel(dc) {
     this.channels[dc.label] = dc;
+    dc.binaryType = 'arraybuffer';
+    const rx = { messages: 0, bytes: 0, texts: 0, emptyTexts: 0, emptyBinaries: 0, parts: [], ids: [] };
+    this.received[dc.label] = rx;
     dc.onopen = () => this.emit({ event: 'dc-open', label: dc.label });
     dc.onclose = () => this.emit({ event: 'dc-close', label: dc.label });
-    dc.onmessage = (m) =>
+    dc.onmessage = (m) => {
+      const text = typeof m.data === 'string';
+      const bytes = text ? null : new Uint8Array(m.data);
+      rx.messages += 1;
+      if (text) {
+        rx.texts += 1;
+        if (m.data.length === 0) rx.emptyTexts += 1;
+      } else {
+        rx.bytes += bytes.length;
+        if (bytes.length === 0) rx.emptyBinaries += 1;
+        if (this.quiet[dc.label]) {
+          rx.parts.push(bytes);
+          if (bytes.length >= 4) rx.ids.push(new DataView(m.data).getUint32(0));
+          return;
+        }
+      }
       this.emit({
         event: 'dc-message',
         label: dc.label,
-        text: typeof m.data === 'string' ? m.data : null,
-        bytes: typeof m.data === 'string' ? null : Array.from(new Uint8Array(m.data)),
+        text: text ? m.data : null,
+        bytes: text ? null : Array.from(bytes),
       });
+    };
+  },
+  // Data channel exchange helpers (datachannel_chromium). Channels marked
+  // quiet keep what they receive in the page (counted and hashed on
+  // request) instead of emitting one event per message.
+  received: {},
+  quiet: {},
+  sending: {},
+  // pc.createDataChannel(label, init); init as in RTCDataChannelInit
+  // (ordered, maxRetransmits, maxPacketLifeTime, protocol, negotiated, id).
+  createChannel(label, init) {
+    const dc = this.pc.createDataChannel(label, init || {});
+    this.watchChannel(dc);
+    return dc.id;
+  },
+  setQuiet(label) {
+    this.quiet[label] = true;
+    return true;
+  },
+  // The deterministic bytes tinyrtc's tests use (x = x * 1103515245 + 12345
+  // mod 2^32, top byte), as in aiortc_peer.py.
+  bulkBytes(total, seed) {
+    const out = new Uint8Array(total);
+    let x = seed >>> 0;
+    for (let i = 0; i < total; i++) {
+      x = (Math.imul(x, 1103515245) + 12345) >>> 0;
+      out[i] = x >>> 24;
+    }
+    return out;
+  },
+  // Start sending `total` bulk bytes in `chunk`-byte binary messages,
+  // keeping at most `window` bytes buffered; returns at once (progress in
+  // channelStatus).
+  sendBulk(label, total, chunk, seed, window) {
+    const dc = this.channels[label];
+    const data = this.bulkBytes(total, seed);
+    const st = { sent: 0, done: false, error: null };
+    this.sending[label] = st;
+    dc.bufferedAmountLowThreshold = Math.floor((window || 262144) / 2);
+    const pump = () => {
+      try {
+        while (st.sent < total && dc.bufferedAmount < (window || 262144)) {
+          const n = Math.min(chunk, total - st.sent);
+          dc.send(data.subarray(st.sent, st.sent + n));
+          st.sent += n;
+        }
+        if (st.sent >= total) {
+          st.done = true;
+          dc.onbufferedamountlow = null;
+        }
+      } catch (e) {
+        st.error = String(e);
+      }
+    };
+    dc.onbufferedamountlow = pump;
+    pump();
+    return true;
+  },
+  // Send `count` binary messages of `size` bytes at once, message i
+  // starting with i (u32 big-endian); returns how long the sends took.
+  sendBurst(label, count, size) {
+    const dc = this.channels[label];
+    const t0 = performance.now();
+    for (let i = 0; i < count; i++) {
+      const m = new Uint8Array(size);
+      new DataView(m.buffer).setUint32(0, i);
+      dc.send(m);
+    }
+    return { ms: performance.now() - t0, bufferedAmount: dc.bufferedAmount };
+  },
+  sendBinary(label, bytes) {
+    this.channels[label].send(new Uint8Array(bytes));
+    return true;
+  },
+  closeChannel(label) {
+    this.channels[label].close();
+    return true;
+  },
+  // Every channel's options, state and what it received; `digest` also
+  // hashes the binary data of quiet channels (SHA-256, hex).
+  async channelStatus(digest) {
+    const out = {};
+    for (const [label, dc] of Object.entries(this.channels)) {
+      const rx = this.received[label];
+      const st = {
+        id: dc.id,
+        state: dc.readyState,
+        protocol: dc.protocol,
+        ordered: dc.ordered,
+        maxRetransmits: dc.maxRetransmits,
+        maxPacketLifeTime: dc.maxPacketLifeTime,
+        negotiated: dc.negotiated,
+        bufferedAmount: dc.bufferedAmount,
+        sending: this.sending[label] || null,
+        messages: rx.messages,
+        bytes: rx.bytes,
+        texts: rx.texts,
+        emptyTexts: rx.emptyTexts,
+        emptyBinaries: rx.emptyBinaries,
+        ids: rx.ids,
+        sizes: [...new Set(rx.parts.map((p) => p.length))],
+      };
+      if (digest) {
+        const all = new Uint8Array(rx.parts.reduce((n, p) => n + p.length, 0));
+        let o = 0;
+        for (const p of rx.parts) {
+          all.set(p, o);
+          o += p.length;
+        }
+        const h = new Uint8Array(await crypto.subtle.digest('SHA-256', all));
+        st.sha256 = Array.from(h, (b) => b.toString(16).padStart(2, '0')).join('');
+      }
+      out[label] = st;
+    }
+    return out;
   },
   // Wait until ICE gathering is complete (or `ms` elapse).
   gathered(ms) {
@@ -76,6 +209,7 @@ window.tr = {
       else pc.addTransceiver(kind, { direction: dir });
     }
     if (opts.datachannel) this.watchChannel(pc.createDataChannel(opts.datachannel));
+    for (const c of opts.channels || []) this.createChannel(c.label, c.init);
     await pc.setLocalDescription(await pc.createOffer());
     if (opts.gather) await this.gathered();
     return pc.localDescription.sdp;
