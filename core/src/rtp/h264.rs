@@ -29,11 +29,16 @@ pub const STAP_A: u8 = 24;
 pub const FU_A: u8 = 28;
 
 const START_CODE: [u8; 4] = [0, 0, 0, 1];
-/// Most NAL units aggregated into one STAP-A (stack: 16 bytes each).
+/// Most NAL units aggregated into one STAP-A (a count, no memory cost).
 pub const MAX_STAP_NALS: usize = 16;
 
-/// Iterator over the NAL units of an Annex-B byte stream (start codes and
-/// trailing zero bytes removed). Bytes before the first start code are skipped.
+/// Iterator over the NAL units of an Annex-B byte stream (H.264 annex B.2):
+/// a NAL unit is what lies between one `00 00 01` start code and the next
+/// (or the end), less its trailing zero bytes (`trailing_zero_8bits`, and
+/// the leading zero of a 4-byte start code, belong to no NAL unit: a NAL
+/// unit never ends in `00`, H.264 7.4.1). Bytes before the first start code
+/// (`leading_zero_8bits`) and empty NAL units (start codes back to back)
+/// are skipped. Every byte is looked at once.
 #[derive(Debug, Clone)]
 pub struct NalUnits<'a> {
     data: &'a [u8],
@@ -57,27 +62,6 @@ fn find_start_code(data: &[u8], from: usize) -> Option<usize> {
 impl<'a> NalUnits<'a> {
     pub fn new(annexb: &'a [u8]) -> Self {
         NalUnits { data: annexb, next: find_start_code(annexb, 0) }
-    }
-}
-
-impl<'a> NalUnits<'a> {
-    /// The next NAL unit if it is at most `limit` bytes long, found by
-    /// scanning no further than its end could be; and the iterator past it.
-    fn peek_within(&self, limit: usize) -> Option<(&'a [u8], NalUnits<'a>)> {
-        let start = self.next?;
-        let window_end = start.saturating_add(limit).saturating_add(4).min(self.data.len());
-        let (mut end, next) = match find_start_code(&self.data[..window_end], start) {
-            Some(n) => (n - 3, Some(n)),
-            None if window_end == self.data.len() => (self.data.len(), None),
-            None => return None,
-        };
-        while end > start && self.data[end - 1] == 0 {
-            end -= 1;
-        }
-        if end == start || end - start > limit {
-            return None;
-        }
-        Some((&self.data[start..end], NalUnits { data: self.data, next }))
     }
 }
 
@@ -141,17 +125,6 @@ impl<'a> NalSource<'a> {
             NalSource::List(it) => it.by_ref().copied().find(|n| !n.is_empty()),
         }
     }
-
-    fn peek_within(&self, limit: usize) -> Option<(&'a [u8], Self)> {
-        match self {
-            NalSource::AnnexB(n) => n.peek_within(limit).map(|(nal, after)| (nal, NalSource::AnnexB(after))),
-            NalSource::List(_) => {
-                let mut after = self.clone();
-                let nal = after.next()?;
-                (nal.len() <= limit).then_some((nal, after))
-            }
-        }
-    }
 }
 
 /// Sender half: one access unit in (Annex-B, or NAL units the encoder
@@ -173,7 +146,9 @@ impl<'a> H264Payloader<'a> {
 
     /// An access unit given as its NAL units (each starting with its NAL
     /// header, no start codes; empty ones are skipped), as many encoders
-    /// hand them out: nothing is scanned, only copied.
+    /// hand them out: nothing is scanned, only copied. Valid NAL units (no
+    /// start code inside, last byte non-zero) give exactly the packets
+    /// [`new`](Self::new) gives for the same units in Annex-B form.
     pub fn from_nal_units(nal_units: &'a [&'a [u8]]) -> Self {
         Self::from_source(NalSource::List(nal_units.iter()))
     }
@@ -215,40 +190,34 @@ impl Payloader for H264Payloader<'_> {
             self.fu = Some((nal, 0));
             return Some(self.fragment(buf));
         }
-        // Aggregate following NAL units into a STAP-A while they fit. Units
-        // after `pending` are looked at through a window the size of the room
-        // left, so a large unit behind small ones is scanned only once.
-        let fits = |total: usize, n: &[u8]| total + 2 + n.len() <= max && n.len() <= u16::MAX as usize;
-        let mut total = 1 + 2 + nal.len();
-        let mut parts = heapless::Vec::<&[u8], MAX_STAP_NALS>::new();
-        match self.pending {
-            Some(p) if fits(total, nal) && fits(total, p) => {
-                let _ = parts.push(nal);
-                let _ = parts.push(p);
-                total += 2 + p.len();
-                while !parts.is_full() {
-                    let room = max.saturating_sub(total + 2);
-                    let Some((n, after)) = self.nals.peek_within(room) else { break };
-                    let _ = parts.push(n);
-                    total += 2 + n.len();
-                    self.nals = after;
-                }
-                self.pending = self.nals.next();
-            }
-            _ => {
-                buf[..nal.len()].copy_from_slice(nal);
-                return Some(Ok(Chunk { len: nal.len(), last: self.pending.is_none(), timestamp_offset: 0 }));
-            }
+        // Aggregate the following NAL units into a STAP-A while they fit
+        // (each unit is scanned once: `pending` is the one looked ahead).
+        let fits = |at: usize, n: &[u8]| n.len() <= u16::MAX as usize && at + 2 + n.len() <= max;
+        let aggregate = match self.pending {
+            Some(p) => nal.len() <= u16::MAX as usize && fits(1 + 2 + nal.len(), p),
+            None => false,
+        };
+        if !aggregate {
+            buf[..nal.len()].copy_from_slice(nal);
+            return Some(Ok(Chunk { len: nal.len(), last: self.pending.is_none(), timestamp_offset: 0 }));
         }
         // STAP-A: F is the OR of the aggregated F bits, NRI their maximum.
         let (mut f, mut nri) = (0u8, 0u8);
-        let mut at = 1;
-        for n in &parts {
+        let (mut at, mut count, mut n) = (1, 0, nal);
+        loop {
             f |= n[0] & 0x80;
             nri = nri.max(n[0] & 0x60);
             buf[at..at + 2].copy_from_slice(&(n.len() as u16).to_be_bytes());
             buf[at + 2..at + 2 + n.len()].copy_from_slice(n);
             at += 2 + n.len();
+            count += 1;
+            match self.pending {
+                Some(p) if count < MAX_STAP_NALS && fits(at, p) => {
+                    n = p;
+                    self.pending = self.nals.next();
+                }
+                _ => break,
+            }
         }
         buf[0] = f | nri | STAP_A;
         Some(Ok(Chunk { len: at, last: self.pending.is_none(), timestamp_offset: 0 }))
@@ -474,6 +443,125 @@ mod tests {
         assert_eq!(d.push(7, 12, true, &[0x7a]), Err(Error::Unsupported));
         assert_eq!(d.push(8, 13, true, &[0x78, 0x00, 0x09, 0x01]), Err(Error::BadPayload));
         assert_eq!(d.push(9, 14, true, &[]), Err(Error::BadPayload));
+    }
+
+    /// Every RTP packet (header included) the payloader gives at `mtu`.
+    fn packets(p: H264Payloader<'_>, mtu: usize) -> Vec<Vec<u8>> {
+        let mut stream = crate::rtp::packetizer::RtpPacketizer::new(9, 96, 100, mtu);
+        let mut pk = stream.frame(p, 3000);
+        let mut buf = std::vec![0u8; mtu];
+        let mut out = Vec::new();
+        while let Some(len) = pk.next_packet(&mut buf) {
+            out.push(buf[..len.unwrap()].to_vec());
+        }
+        out
+    }
+
+    /// A valid NAL unit from a header byte and raw payload bytes: emulation
+    /// prevention (H.264 7.4.1: `00 00` followed by `00`..`03` gets a `03`
+    /// between) and a non-zero last byte.
+    fn escape(header: u8, raw: &[u8]) -> Vec<u8> {
+        let mut v = std::vec![header];
+        let mut zeros = 0;
+        for &b in raw {
+            if zeros >= 2 && b <= 3 {
+                v.push(3);
+                zeros = 0;
+            }
+            v.push(b);
+            zeros = if b == 0 { zeros + 1 } else { 0 };
+        }
+        if zeros > 0 {
+            v.push(3);
+        }
+        v
+    }
+
+    #[test]
+    fn trailing_zeros_and_empty_units_do_not_end_a_stap_a() {
+        // Room for exactly A, B and C in one STAP-A: 1 + (2 + 10) * 2 + 2 + 73 = 100.
+        let (a, b, c, d) = (nal(7, 10, 1), nal(8, 10, 2), nal(6, 73, 3), nal(1, 40, 4));
+        let mut au = annexb(&[a.clone(), b.clone()]);
+        au.extend_from_slice(&[0, 0, 1]); // an empty NAL unit
+        au.extend_from_slice(&[0, 0, 1]);
+        au.extend_from_slice(&c);
+        au.extend_from_slice(&[0; 6]); // trailing_zero_8bits
+        au.extend_from_slice(&[0, 0, 1]);
+        au.extend_from_slice(&d);
+        au.extend_from_slice(&[0; 5]);
+        let list = [&a[..], &[], &b, &c, &[], &d];
+        let from_list = packets(H264Payloader::from_nal_units(&list), 112);
+        assert_eq!(packets(H264Payloader::new(&au), 112), from_list);
+        assert_eq!(from_list.len(), 2);
+        assert_eq!(from_list[0].len(), 112);
+        assert_eq!(from_list[0][12], 0x60 | STAP_A);
+        assert_eq!(from_list[1][12..], d[..]);
+    }
+
+    #[test]
+    fn a_unit_over_half_the_room_still_shares_a_stap_a() {
+        let (a, b) = (nal(5, 700, 1), nal(6, 10, 2));
+        let p = packets(H264Payloader::new(&annexb(&[a.clone(), b.clone()])), 1200);
+        assert_eq!(p.len(), 1);
+        assert_eq!(p[0].len(), 12 + 1 + 2 + 700 + 2 + 10);
+    }
+
+    proptest::proptest! {
+        /// Random valid NAL units written as Annex-B with 3- and 4-byte start
+        /// codes, zero padding and empty NAL units: the scanning path gives
+        /// byte for byte the packets of the pre-split path, and the
+        /// depacketizer gives back the NAL units.
+        #[test]
+        fn annexb_and_split_units_give_the_same_packets(
+            units in proptest::collection::vec((
+                0u8..4, 1u8..24,
+                proptest::prop_oneof![
+                    proptest::collection::vec(proptest::prop_oneof![3 => proptest::strategy::Just(0u8), 1 => 1u8..4, 4 => proptest::num::u8::ANY], 0..40),
+                    proptest::collection::vec(proptest::prop_oneof![1 => proptest::strategy::Just(0u8), 8 => proptest::num::u8::ANY], 0..3000),
+                ],
+                0usize..4, proptest::bool::ANY, proptest::bool::weighted(0.2)), 0..10),
+            leading in 0usize..3, trailing in 0usize..4, trailing_empty: bool, mtu in 16usize..1500,
+        ) {
+            let nals: Vec<Vec<u8>> = units.iter().map(|(nri, ty, raw, ..)| escape(nri << 5 | ty, raw)).collect();
+            let mut au = std::vec![0u8; leading];
+            for (n, (_, _, _, zeros, long, empty)) in nals.iter().zip(&units) {
+                if *empty {
+                    au.extend_from_slice(&[0, 0, 1]);
+                }
+                au.extend(core::iter::repeat(0).take(*zeros + *long as usize));
+                au.extend_from_slice(&[0, 0, 1]);
+                au.extend_from_slice(n);
+            }
+            au.extend(core::iter::repeat(0).take(trailing));
+            if trailing_empty {
+                au.extend_from_slice(&[0, 0, 1]);
+            }
+            let list: Vec<&[u8]> = nals.iter().map(|n| n.as_slice()).collect();
+            proptest::prop_assert_eq!(NalUnits::new(&au).collect::<Vec<_>>(), list.clone());
+            let from_list = packets(H264Payloader::from_nal_units(&list), mtu);
+            let from_annexb = packets(H264Payloader::new(&au), mtu);
+            proptest::prop_assert_eq!(&from_annexb, &from_list);
+            proptest::prop_assert_eq!(from_list.is_empty(), nals.is_empty());
+
+            let expected = annexb(&nals);
+            let mut d = H264Depacketizer::new(std::vec![0u8; expected.len()]);
+            let mut frames = Vec::new();
+            for (i, pkt) in from_annexb.iter().enumerate() {
+                proptest::prop_assert!(pkt.len() <= mtu);
+                let p = crate::rtp::wire::RtpPacket::new_checked(&pkt[..]).unwrap();
+                proptest::prop_assert_eq!(p.marker(), i + 1 == from_annexb.len());
+                if let Some(f) = d.push_packet(&p).unwrap() {
+                    frames.push((f, d.frame().to_vec()));
+                }
+            }
+            if nals.is_empty() {
+                proptest::prop_assert!(frames.is_empty());
+            } else {
+                proptest::prop_assert_eq!(frames.len(), 1);
+                proptest::prop_assert_eq!(&frames[0].1, &expected);
+                proptest::prop_assert_eq!(frames[0].0.keyframe, nals.iter().any(|n| n[0] & 0x1f == NAL_IDR));
+            }
+        }
     }
 
     proptest::proptest! {
