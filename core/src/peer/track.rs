@@ -8,14 +8,7 @@ use crate::rtp::packetizer::RtpPacketizer;
 use crate::sdp::{CodecChoice, Direction, Feedback, MediaKind};
 use crate::time::Instant;
 
-/// NTP time (RFC 3550 section 4) of a caller instant. The epoch is the
-/// caller's clock origin: only differences matter (RTT, A/V sync offsets).
-pub fn ntp_from_instant(now: Instant) -> NtpTime {
-    let us = now.as_micros();
-    let secs = us / 1_000_000;
-    let frac = ((us % 1_000_000) << 32) / 1_000_000;
-    (secs << 32) | frac
-}
+pub use crate::rtcp::wire::ntp_from_instant;
 
 /// Counters of one media section (plain data).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -32,6 +32,25 @@ pub const MAX_COUNT: usize = 31;
 /// bits, fraction in the low 32.
 pub type NtpTime = u64;
 
+/// Seconds from the NTP epoch (1900-01-01 UTC) to the Unix epoch
+/// (1970-01-01 UTC).
+pub const NTP_UNIX_EPOCH_SECS: u64 = 2_208_988_800;
+
+/// NTP time of a caller instant when no wallclock mapping is known: the
+/// caller's clock origin is placed at the Unix epoch. RFC 3550 section 6.4.1
+/// allows such relative timestamps (only differences matter: RTT from
+/// LSR/DLSR, A/V sync offsets), but timestamps before 1970 are not safe: a
+/// receiver that stores the SR time as a Unix wallclock (str0m does) clamps
+/// them to 1970 and echoes an LSR we never sent, so no RTT can be measured.
+/// Wraps like NTP era 0 (in 2036 of this fictitious calendar, ~66 years of
+/// uptime).
+pub fn ntp_from_instant(now: crate::time::Instant) -> NtpTime {
+    let us = now.as_micros();
+    let secs = (us / 1_000_000).wrapping_add(NTP_UNIX_EPOCH_SECS);
+    let frac = ((us % 1_000_000) << 32) / 1_000_000;
+    (secs << 32) | frac
+}
+
 /// The middle 32 bits of an NTP timestamp, as carried in LSR.
 pub fn ntp_middle(ntp: NtpTime) -> u32 {
     (ntp >> 16) as u32
@@ -820,6 +839,16 @@ mod tests {
         let p = it.next().unwrap().unwrap();
         assert!(it.next().is_none());
         p
+    }
+
+    #[test]
+    fn ntp_of_caller_clock_starts_at_unix_epoch() {
+        use crate::time::Instant;
+        // 1970-01-01 00:00:00 UTC is NTP 0x83aa7e80_00000000 (RFC 868's 2,208,988,800 s).
+        assert_eq!(ntp_from_instant(Instant::ZERO), 0x83aa_7e80_0000_0000);
+        // +1.5 s: half a second is 0x8000_0000 in the fraction.
+        assert_eq!(ntp_from_instant(Instant::from_micros(1_500_000)), 0x83aa_7e81_8000_0000);
+        assert_eq!(ntp_middle(ntp_from_instant(Instant::from_micros(1_500_000))), 0x7e81_8000);
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //!
 //! - Sender reports (RFC 3550 section 6.4.1) every `rtcp_interval`, with
 //!   SDES CNAME (section 6.5.1), mapping the caller's clock to NTP time
-//!   ([`RtpSender::set_ntp_mapping`], else the caller's clock itself) and
+//!   ([`RtpSender::set_ntp_mapping`], else the caller's clock origin at the
+//!   Unix epoch, [`crate::rtcp::wire::ntp_from_instant`]) and
 //!   to the RTP clock (from the last packet sent).
 //! - A bounded history of sent packets (caller storage) answers generic
 //!   NACKs (RFC 4585 section 6.2.1): retransmitted in RTX form (RFC 4588
@@ -210,7 +211,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> RtpSender<B> {
         self.ntp_base = Some((now, ntp));
     }
 
-    /// NTP time of `now` (the caller's clock if no mapping was given).
+    /// NTP time of `now` ([`crate::rtcp::wire::ntp_from_instant`] if no mapping was given).
     pub fn ntp_time(&self, now: Instant) -> NtpTime {
         match self.ntp_base {
             Some((at, ntp)) => {
@@ -220,7 +221,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> RtpSender<B> {
                     ntp.wrapping_sub(micros_to_ntp((at - now).as_micros()))
                 }
             }
-            None => micros_to_ntp(now.as_micros()),
+            None => crate::rtcp::wire::ntp_from_instant(now),
         }
     }
 
