@@ -158,6 +158,7 @@ impl<'a> H264Payloader<'a> {
         H264Payloader { nals, pending, fu: None }
     }
 
+    #[inline]
     fn fragment(&mut self, buf: &mut [u8]) -> Result<Chunk, Error> {
         let Some((nal, off)) = self.fu else { return Err(Error::BadFrame) };
         if buf.len() < 3 {
@@ -176,6 +177,7 @@ impl<'a> H264Payloader<'a> {
 }
 
 impl Payloader for H264Payloader<'_> {
+    #[inline]
     fn next_payload(&mut self, buf: &mut [u8]) -> Option<Result<Chunk, Error>> {
         if self.fu.is_some() {
             return Some(self.fragment(buf));

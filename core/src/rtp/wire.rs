@@ -220,7 +220,15 @@ pub struct RtpHeader<'a> {
 
 impl RtpHeader<'_> {
     /// Bytes [`emit`](Self::emit) will write.
+    #[inline]
     pub fn len(&self) -> Result<usize, Error> {
+        if self.csrcs.is_empty() && self.extensions.is_empty() {
+            return Ok(FIXED_HEADER_LEN); // the common case, inlined into packetizing loops
+        }
+        self.len_general()
+    }
+
+    fn len_general(&self) -> Result<usize, Error> {
         if self.csrcs.len() > MAX_CSRCS {
             return Err(Error::TooManyCsrcs);
         }
@@ -255,9 +263,10 @@ impl RtpHeader<'_> {
     }
 
     /// Write the header at the start of `buf`; returns its length.
+    #[inline]
     pub fn emit(&self, buf: &mut [u8]) -> Result<usize, Error> {
         if self.csrcs.is_empty() && self.extensions.is_empty() {
-            // The common case in one store.
+            // The common case in one store, inlined into packetizing loops.
             let dst = buf.get_mut(..FIXED_HEADER_LEN).ok_or(Error::BufferTooSmall)?;
             let mut h = [0u8; FIXED_HEADER_LEN];
             h[0] = 0x80;
@@ -268,6 +277,10 @@ impl RtpHeader<'_> {
             dst.copy_from_slice(&h);
             return Ok(FIXED_HEADER_LEN);
         }
+        self.emit_general(buf)
+    }
+
+    fn emit_general(&self, buf: &mut [u8]) -> Result<usize, Error> {
         let len = self.len()?;
         let mut w = Writer::new(buf);
         let x = if self.extensions.is_empty() { 0 } else { 0x10 };
