@@ -567,6 +567,40 @@ mod tests {
     }
 
     proptest::proptest! {
+        /// Any bytes as an Annex-B access unit at any MTU: no panic, every
+        /// packet within the MTU, the same packets as its NAL units given
+        /// one by one, and (when every NAL unit type is one a single NAL
+        /// unit packet may carry) the NAL units back from the depacketizer.
+        #[test]
+        fn any_annexb_bytes_packetize(
+            au in proptest::collection::vec(proptest::prop_oneof![
+                4 => proptest::strategy::Just(0u8), 2 => proptest::strategy::Just(1u8), 4 => proptest::num::u8::ANY], 0..3000),
+            mtu in 15usize..1500,
+        ) {
+            let nals: Vec<&[u8]> = NalUnits::new(&au).collect();
+            proptest::prop_assert!(nals.iter().all(|n| !n.is_empty() && n.last() != Some(&0)));
+            let from_annexb = packets(H264Payloader::new(&au), mtu);
+            proptest::prop_assert_eq!(&from_annexb, &packets(H264Payloader::from_nal_units(&nals), mtu));
+            proptest::prop_assert!(from_annexb.iter().all(|p| p.len() <= mtu));
+            if nals.iter().all(|n| matches!(n[0] & 0x1f, 1..=23)) {
+                let mut d = H264Depacketizer::new(std::vec![0u8; au.len() * 2 + 4]);
+                let mut out = Vec::new();
+                for pkt in &from_annexb {
+                    let p = crate::rtp::wire::RtpPacket::new_checked(&pkt[..]).unwrap();
+                    if d.push_packet(&p).unwrap().is_some() {
+                        out = d.frame().to_vec();
+                    }
+                }
+                let owned: Vec<Vec<u8>> = nals.iter().map(|n| n.to_vec()).collect();
+                proptest::prop_assert_eq!(out, annexb(&owned));
+            }
+            // No room for a single payload byte after the RTP header: a typed error.
+            let mut stream = crate::rtp::packetizer::RtpPacketizer::new(1, 96, 0, 12);
+            let mut buf = [0u8; 64];
+            let r = stream.frame(H264Payloader::new(&au), 0).next_packet(&mut buf);
+            proptest::prop_assert!(r.is_none() || r == Some(Err(Error::MtuTooSmall)));
+        }
+
         #[test]
         fn round_trips_any_sizes(sizes in proptest::collection::vec(1usize..6000, 1..8), mtu in 40usize..1500,
                                  seed: u8) {
