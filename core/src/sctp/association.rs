@@ -80,21 +80,62 @@ const COOKIE_BODY_LEN: usize = 36;
 const COOKIE_LEN: usize = COOKIE_BODY_LEN + 32;
 const NUM_STREAMS_ADVERTISED: u16 = 65535;
 
+/// Default RTO.Max: how far exponential backoff (RFC 9260 6.3.3 E2) may
+/// stretch a retransmission timer (T1, T2, T3, RE-CONFIG) beyond the RTO
+/// computed from RTT samples.
+///
+/// RFC 9260 section 16 says 60 s. WebRTC stacks cut it because a few lost
+/// retransmissions in a row then leave a data channel idle for up to a
+/// minute after the path has recovered: Chromium's dcsctp caps backoff at
+/// 3 s, libdatachannel and GStreamer set 10 s. We use 1 s: on a path losing
+/// 30% each way, a retransmission round (a packet and its SACK) fails with
+/// probability 0.26 to 0.51, so runs of several failed rounds are common.
+/// With 3 s rounds, a partially reliable sender offering 10 KiB/s into a
+/// 64 KiB buffer was blocked for 5 s or more in 22 of 300 one-minute runs
+/// (the `datachannel_netsim` scenario), with 1 s never for more than 3.6 s.
+/// The cost is small: on a dead path one packet per second until
+/// `max_retransmits` ends the association (~10 s).
+///
+/// Backoff never shortens a timer below the computed RTO, so a path whose
+/// RTT exceeds this (satellite, bufferbloat) still gets RTT-based timers
+/// (the computed RTO itself is capped at [`RTO_CEILING`]).
+pub const DEFAULT_RTO_MAX: Duration = Duration::from_secs(1);
+/// Upper bound of the RTO computed from RTT samples: RFC 9260's RTO.Max
+/// default, kept as a sanity bound for absurd measurements.
+pub const RTO_CEILING: Duration = Duration::from_secs(60);
+/// Default Max.Init.Retransmits. RFC 9260 says 8; on a path losing 30%
+/// each way an attempt (the chunk and its answer) succeeds with probability
+/// 0.49, so 9 attempts fail with probability 0.51^9 (one handshake in ~430).
+/// With 16, each handshake phase (INIT, then COOKIE-ECHO) fails with
+/// probability 0.51^17 (about 1e-5) and, with the 1 s RTO.Max, gives up
+/// after ~16 s; that also stays far below the 60 s state cookie lifetime,
+/// so retransmitted COOKIE-ECHOs never go stale.
+pub const DEFAULT_MAX_INIT_RETRANSMITS: u32 = 16;
+
 /// Association parameters. `Default` gives RFC 9260 section 16 values with a
 /// 1200-byte packet (what fits in DTLS over IPv6 with any tunnel), except
-/// the RTO bounds: like Chromium's data channel SCTP (dcsctp), RTO.Initial is
-/// 500 ms and RTO.Min 400 ms instead of 1 s, because data channels carry
-/// latency-sensitive traffic; set 1 s for the RFC values.
+/// the RTO bounds and the handshake retransmission limit: like Chromium's
+/// data channel SCTP (dcsctp), RTO.Initial is 500 ms and RTO.Min 400 ms
+/// instead of 1 s, because data channels carry latency-sensitive traffic;
+/// RTO.Max is [`DEFAULT_RTO_MAX`] and Max.Init.Retransmits
+/// [`DEFAULT_MAX_INIT_RETRANSMITS`] (see there why).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SctpConfig {
     pub local_port: u16,
     pub remote_port: u16,
     /// Largest SCTP packet we emit (bytes, common header included).
     pub mtu: usize,
+    /// RTO.Initial: the retransmission timeout before any RTT sample.
     pub rto_initial: Duration,
+    /// RTO.Min: lower bound of the computed RTO.
     pub rto_min: Duration,
+    /// RTO.Max: the longest a retransmission timer grows by exponential
+    /// backoff (RFC 9260 6.3.3 E2, 6.3.1 C7), unless the RTO computed from
+    /// RTT samples is longer still: that one is used as is (a timer never
+    /// fires before the measured RTO). See [`DEFAULT_RTO_MAX`].
     pub rto_max: Duration,
-    /// Max.Init.Retransmits: INIT / COOKIE-ECHO attempts before giving up.
+    /// Max.Init.Retransmits: INIT / COOKIE-ECHO retransmissions before
+    /// giving up (counted per phase).
     pub max_init_retransmits: u32,
     /// Association.Max.Retrans: consecutive T3/heartbeat failures before the
     /// association is declared lost.
@@ -116,8 +157,8 @@ impl Default for SctpConfig {
             mtu: 1200,
             rto_initial: Duration::from_millis(500),
             rto_min: Duration::from_millis(400),
-            rto_max: Duration::from_secs(60),
-            max_init_retransmits: 8,
+            rto_max: DEFAULT_RTO_MAX,
+            max_init_retransmits: DEFAULT_MAX_INIT_RETRANSMITS,
             max_retransmits: 10,
             heartbeat_interval: Duration::from_secs(30),
             delayed_ack: Duration::from_millis(200),
@@ -437,6 +478,12 @@ pub struct SctpAssociationN<const SEND: usize, const RECV: usize, const STREAMS:
     heartbeat_ack: heapless::Vec<u8, MAX_HEARTBEAT_INFO_LEN>,
     send_heartbeat_ack: bool,
     send_forward_tsn: bool,
+    /// A FORWARD-TSN was bundled but no DATA followed; bundle no more until
+    /// DATA goes out (a guard, see `poll_transmit`).
+    forward_tsn_alone: bool,
+    /// The last new DATA chunk went out as a zero window probe (RFC 9260
+    /// 6.1): the peer's window was closed.
+    zero_window_probing: bool,
     sack_now: bool,
     packets_since_sack: u32,
 
@@ -463,9 +510,12 @@ pub struct SctpAssociationN<const SEND: usize, const RECV: usize, const STREAMS:
     partial_bytes_acked: usize,
     fast_recovery_exit: Option<u32>,
     peer_rwnd: usize,
-    /// The one chunk timed for an RTT sample (TSN, first sent), RFC 9260
-    /// 6.3.1 C4/C5: cleared when anything is retransmitted.
-    rtt_probe: Option<(u32, Instant)>,
+    /// Starts an RTT measurement round (RFC 9260 6.3.1 C4): the first TSN
+    /// sent since the last sample. The next SACK that newly acknowledges a
+    /// chunk at or after it, sent only once (Karn, C5), gives one sample,
+    /// timed on the most recently sent such chunk: timing the probe itself
+    /// would count every SACK lost in between as round-trip time.
+    rtt_probe: Option<u32>,
     /// One packet may ignore cwnd (after a T3 or fast retransmit).
     rtx_burst: bool,
 
@@ -562,6 +612,8 @@ impl<const SEND: usize, const RECV: usize, const STREAMS: usize, const CHUNKS: u
             heartbeat_ack: heapless::Vec::new(),
             send_heartbeat_ack: false,
             send_forward_tsn: false,
+            forward_tsn_alone: false,
+            zero_window_probing: false,
             sack_now: false,
             packets_since_sack: 0,
             t1: None,
@@ -1136,7 +1188,7 @@ impl<const SEND: usize, const RECV: usize, const STREAMS: usize, const CHUNKS: u
                 self.die(LostReason::HandshakeTimeout);
                 return;
             }
-            self.rto = (self.rto.saturating_mul(2)).min(self.config.rto_max);
+            self.back_off_rto();
             match self.state {
                 State::CookieWait => self.send_init = true,
                 State::CookieEchoed => self.send_cookie_echo = true,
@@ -1151,7 +1203,7 @@ impl<const SEND: usize, const RECV: usize, const STREAMS: usize, const CHUNKS: u
                 self.die(LostReason::Timeout);
                 return;
             }
-            self.rto = (self.rto.saturating_mul(2)).min(self.config.rto_max);
+            self.back_off_rto();
             match self.state {
                 State::ShutdownSent => self.send_shutdown = true,
                 State::ShutdownAckSent => self.send_shutdown_ack = true,
@@ -1168,7 +1220,7 @@ impl<const SEND: usize, const RECV: usize, const STREAMS: usize, const CHUNKS: u
         if self.hb_timer.is_some_and(|t| t <= now) {
             if self.hb_outstanding {
                 self.error_count += 1;
-                self.rto = (self.rto.saturating_mul(2)).min(self.config.rto_max);
+                self.back_off_rto();
                 if self.error_count > self.config.max_retransmits {
                     self.die(LostReason::Timeout);
                     return;
@@ -1204,7 +1256,13 @@ impl<const SEND: usize, const RECV: usize, const STREAMS: usize, const CHUNKS: u
             self.die(LostReason::Timeout);
             return;
         }
-        self.rto = (self.rto.saturating_mul(2)).min(self.config.rto_max);
+        if self.back_off_rto() && self.is_established() {
+            // The RTO can grow no further. If the path's RTT now exceeds
+            // it, every chunk is retransmitted before its SACK returns and
+            // Karn's rule never yields a sample; a HEARTBEAT (RFC 9260 8.3,
+            // on demand) is timed unambiguously and repairs the estimate.
+            self.send_heartbeat = true;
+        }
         self.rtt_probe = None;
         self.ssthresh = (self.cwnd / 2).max(4 * self.config.mtu);
         self.cwnd = self.config.mtu;
@@ -1367,19 +1425,20 @@ impl<const SEND: usize, const RECV: usize, const STREAMS: usize, const CHUNKS: u
                     break;
                 }
             };
+            // A lost COOKIE-ACK (RFC 9260 5.1 E): DATA, SACK, HEARTBEAT or
+            // FORWARD-TSN carrying our tag come only from a peer that has
+            // accepted our cookie, so they imply it (as the KAME/usrsctp
+            // stack does) instead of waiting for the next COOKIE-ECHO.
+            if self.state == State::CookieEchoed
+                && matches!(chunk, Chunk::Data(_) | Chunk::Sack(_) | Chunk::Heartbeat { .. } | Chunk::ForwardTsn(_))
+            {
+                self.on_cookie_ack(now, true);
+            }
             match chunk {
                 Chunk::Init(init) => self.on_init(&init),
                 Chunk::InitAck(init) => self.on_init_ack(now, &init),
                 Chunk::CookieEcho { cookie } => self.on_cookie_echo(now, cookie),
-                Chunk::CookieAck => {
-                    if self.state == State::CookieEchoed {
-                        self.t1 = None;
-                        if let Some(at) = self.cookie_echo_sent.take() {
-                            self.rtt_sample(now - at);
-                        }
-                        self.on_established(now);
-                    }
-                }
+                Chunk::CookieAck => self.on_cookie_ack(now, false),
                 Chunk::Data(d) => {
                     if self.is_established() || matches!(self.state, State::ShutdownSent) {
                         had_data = true;
@@ -1457,6 +1516,19 @@ impl<const SEND: usize, const RECV: usize, const STREAMS: usize, const CHUNKS: u
         }
         self.arm_heartbeat(now);
         result
+    }
+
+    /// COOKIE-ACK received, or `implied` by other chunks from the peer.
+    fn on_cookie_ack(&mut self, now: Instant, implied: bool) {
+        if self.state != State::CookieEchoed {
+            return;
+        }
+        self.t1 = None;
+        // Only a COOKIE-ACK answering a COOKIE-ECHO sent once is an RTT sample.
+        if let Some(at) = self.cookie_echo_sent.take().filter(|_| !implied) {
+            self.rtt_sample(now - at);
+        }
+        self.on_established(now);
     }
 
     fn on_init(&mut self, init: &InitChunk<'_>) {
@@ -1623,13 +1695,23 @@ impl<const SEND: usize, const RECV: usize, const STREAMS: usize, const CHUNKS: u
         self.rto = self.computed_rto();
     }
 
+    /// Double the RTO after a retransmission timer expired (RFC 9260 6.3.3
+    /// E2), at most to RTO.Max (C7) or the computed RTO if that is longer.
+    /// Returns whether the cap stopped the doubling.
+    fn back_off_rto(&mut self) -> bool {
+        let cap = self.config.rto_max.max(self.computed_rto());
+        let doubled = self.rto.saturating_mul(2);
+        self.rto = doubled.min(cap);
+        doubled > cap
+    }
+
     /// RTO from SRTT and RTTVAR (RFC 9260 6.3.1 C2/C3), without backoff.
     fn computed_rto(&self) -> Duration {
         match self.srtt {
             None => self.config.rto_initial,
             Some(s) => {
                 let rto = Duration::from_micros(s.as_micros() + 4 * self.rttvar.as_micros().max(1));
-                rto.max(self.config.rto_min).min(self.config.rto_max)
+                rto.max(self.config.rto_min).min(RTO_CEILING)
             }
         }
     }
@@ -2045,18 +2127,17 @@ impl<const SEND: usize, const RECV: usize, const STREAMS: usize, const CHUNKS: u
         }
         let flight_before = self.flight_size();
         let mut bytes_acked = 0usize;
-        let mut rtt: Option<Duration> = None;
+        // The most recently sent chunk this SACK newly acknowledges that was
+        // sent only once: (TSN, sent at).
+        let mut newest_once: Option<(u32, Instant)> = None;
         // Cumulative part.
         let n_cum = cum.wrapping_sub(cum_point) as usize;
         for _ in 0..n_cum {
             let c = *self.tx_at(0);
             if c.state == TxState::Sent {
                 bytes_acked += c.len as usize;
-            }
-            if let Some((tsn, at)) = self.rtt_probe {
-                if tsn == self.tx_base_tsn {
-                    rtt = Some(now - at);
-                    self.rtt_probe = None;
+                if c.tx_count == 1 {
+                    newest_once = Some((self.tx_base_tsn, c.sent_at));
                 }
             }
             self.tx_head = (self.tx_head + c.len as usize) % SEND.max(1);
@@ -2093,11 +2174,8 @@ impl<const SEND: usize, const RECV: usize, const STREAMS: usize, const CHUNKS: u
             match (c.state, gap) {
                 (TxState::Sent, true) => {
                     bytes_acked += c.len as usize;
-                    if let Some((tsn, at)) = self.rtt_probe {
-                        if tsn == self.tx_base_tsn.wrapping_add(i as u32) {
-                            rtt = Some(now - at);
-                            self.rtt_probe = None;
-                        }
+                    if c.tx_count == 1 {
+                        newest_once = Some((self.tx_base_tsn.wrapping_add(i as u32), c.sent_at));
                     }
                     let e = self.tx_at_mut(i);
                     e.state = TxState::GapAcked;
@@ -2110,13 +2188,22 @@ impl<const SEND: usize, const RECV: usize, const STREAMS: usize, const CHUNKS: u
                 _ => {}
             }
         }
+        let rtt = match (self.rtt_probe, newest_once) {
+            (Some(probe), Some((tsn, sent_at))) if tsn_le(probe, tsn) => Some(now - sent_at),
+            _ => None,
+        };
+        // Only a valid sample resets a backed-off RTO (Karn, RFC 9260 6.3.1
+        // C5, 6.3.3 E2): an acknowledgement of retransmitted data says
+        // nothing about the RTT, and resetting on it would keep a path whose
+        // RTT exceeds the computed RTO retransmitting every chunk forever.
         if let Some(r) = rtt {
+            self.rtt_probe = None;
             self.rtt_sample(r);
-        } else if n_cum > 0 {
-            // New data was acknowledged: undo the T3 backoff (as QUIC does
-            // for its PTO) so that one lost retransmission does not leave
-            // the association crawling at a 60 s timer.
-            self.rto = self.computed_rto();
+        }
+        // RFC 9260 6.1: SACKs answering zero window probes show the peer is
+        // alive; the unacknowledged probes must not end the association.
+        if self.zero_window_probing {
+            self.error_count = 0;
         }
         // Exit fast recovery once its point is acknowledged.
         if let Some(exit) = self.fast_recovery_exit {
@@ -2368,11 +2455,30 @@ impl<const SEND: usize, const RECV: usize, const STREAMS: usize, const CHUNKS: u
                 self.hb_timer = Some(now + self.config.heartbeat_interval + self.rto);
             }
         }
+        self.push_reconfig(now, &mut pw);
+        // RFC 3758 3.5 F2: while the peer has not acknowledged the
+        // Advanced.Peer.Ack.Point, every packet carrying DATA also carries
+        // FORWARD-TSN (control chunks go first, RFC 9260 6.10), so a lost
+        // FORWARD-TSN costs one packet, not a retransmission timeout.
+        let forward_due = self.adv_peer_ack != self.tx_base_tsn.wrapping_sub(1);
+        let mut bundled = false;
+        if forward_due && !self.send_forward_tsn && !self.forward_tsn_alone {
+            let room = pw.remaining().saturating_sub(self.forward_tsn_len());
+            bundled = self.data_sendable(room);
+            self.send_forward_tsn = bundled;
+        }
         if self.send_forward_tsn {
             let _ = self.push_forward_tsn(&mut pw);
         }
-        self.push_reconfig(now, &mut pw);
-        self.push_data(now, &mut pw);
+        let sent_data = self.push_data(now, &mut pw);
+        // `data_sendable` predicts `push_data`; should they ever disagree,
+        // stop bundling until data goes out, so this cannot loop.
+        if sent_data {
+            self.forward_tsn_alone = false;
+        } else if bundled {
+            debug_assert!(false, "FORWARD-TSN bundled without DATA");
+            self.forward_tsn_alone = true;
+        }
         if pw.is_empty() {
             return None;
         }
@@ -2455,13 +2561,10 @@ impl<const SEND: usize, const RECV: usize, const STREAMS: usize, const CHUNKS: u
         Ok(())
     }
 
-    fn push_forward_tsn(&mut self, pw: &mut PacketWriter<'_>) -> Result<(), WireError> {
+    /// For each ordered stream among the chunks a FORWARD-TSN skips, its
+    /// highest SSN (RFC 3758 3.2).
+    fn forward_tsn_streams(&self) -> heapless::Vec<(u16, u16), MAX_RESET_STREAMS> {
         let cum = self.tx_base_tsn.wrapping_sub(1);
-        if self.adv_peer_ack == cum {
-            self.send_forward_tsn = false;
-            return Ok(());
-        }
-        // For each ordered stream among the skipped chunks, its highest SSN.
         let mut streams: heapless::Vec<(u16, u16), MAX_RESET_STREAMS> = heapless::Vec::new();
         let n = self.adv_peer_ack.wrapping_sub(cum) as usize;
         for i in 0..n.min(self.tx_count) {
@@ -2477,6 +2580,21 @@ impl<const SEND: usize, const RECV: usize, const STREAMS: usize, const CHUNKS: u
                 let _ = streams.push((c.stream, c.ssn));
             }
         }
+        streams
+    }
+
+    /// Bytes the FORWARD-TSN chunk due now takes in a packet.
+    fn forward_tsn_len(&self) -> usize {
+        8 + 4 * self.forward_tsn_streams().len()
+    }
+
+    fn push_forward_tsn(&mut self, pw: &mut PacketWriter<'_>) -> Result<(), WireError> {
+        let cum = self.tx_base_tsn.wrapping_sub(1);
+        if self.adv_peer_ack == cum {
+            self.send_forward_tsn = false;
+            return Ok(());
+        }
+        let streams = self.forward_tsn_streams();
         let mut raw = [0u8; 4 * MAX_RESET_STREAMS];
         for (i, (s, q)) in streams.iter().enumerate() {
             raw[4 * i..4 * i + 2].copy_from_slice(&s.to_be_bytes());
@@ -2564,9 +2682,36 @@ impl<const SEND: usize, const RECV: usize, const STREAMS: usize, const CHUNKS: u
         }
     }
 
-    fn push_data(&mut self, now: Instant, pw: &mut PacketWriter<'_>) {
+    /// Whether [`push_data`](Self::push_data) would put at least one DATA
+    /// chunk into a packet with `room` bytes left: the same checks, in the
+    /// same order, for its first chunk.
+    fn data_sendable(&self, room: usize) -> bool {
         if !matches!(self.state, State::Established | State::ShutdownPending | State::ShutdownReceived) {
-            return;
+            return false;
+        }
+        let flight = self.flight_size();
+        let fits = |len: usize| room >= wire::pad4(DATA_HEADER_LEN + len) && len <= MAX_CHUNK_PAYLOAD;
+        let first_rtx = (0..self.tx_sent).map(|i| self.tx_at(i)).find(|c| c.rtx && c.state == TxState::Sent);
+        if let Some(c) = first_rtx {
+            if (self.rtx_burst || flight < self.cwnd) && fits(c.len as usize) {
+                return true;
+            }
+        }
+        let next_new = (self.tx_sent..self.tx_count).map(|i| self.tx_at(i)).find(|c| c.state != TxState::Abandoned);
+        match next_new {
+            Some(c) => {
+                let len = c.len as usize;
+                flight < self.cwnd && (self.peer_rwnd >= len || flight == 0) && fits(len)
+            }
+            None => false,
+        }
+    }
+
+    /// Retransmissions, then new DATA, as cwnd and the peer's window allow.
+    /// Returns whether any DATA chunk was written.
+    fn push_data(&mut self, now: Instant, pw: &mut PacketWriter<'_>) -> bool {
+        if !matches!(self.state, State::Established | State::ShutdownPending | State::ShutdownReceived) {
+            return false;
         }
         let mtu = self.config.mtu;
         let mut flight = self.flight_size();
@@ -2598,9 +2743,6 @@ impl<const SEND: usize, const RECV: usize, const STREAMS: usize, const CHUNKS: u
             if pw.push(&Chunk::Data(d)).is_err() {
                 break;
             }
-            if self.rtt_probe.is_some_and(|(t, _)| t == self.tx_base_tsn.wrapping_add(i as u32)) {
-                self.rtt_probe = None;
-            }
             let e = self.tx_at_mut(i);
             e.rtx = false;
             e.tx_count += 1;
@@ -2615,6 +2757,12 @@ impl<const SEND: usize, const RECV: usize, const STREAMS: usize, const CHUNKS: u
         while self.tx_sent < self.tx_count {
             let i = self.tx_sent;
             let c = *self.tx_at(i);
+            if c.state == TxState::Abandoned {
+                // Its lifetime ended before it was ever sent: FORWARD-TSN
+                // covers it; never put it on the wire.
+                self.tx_sent += 1;
+                continue;
+            }
             let len = c.len as usize;
             if flight >= self.cwnd {
                 break;
@@ -2623,6 +2771,7 @@ impl<const SEND: usize, const RECV: usize, const STREAMS: usize, const CHUNKS: u
             if self.peer_rwnd < len && !zero_window_probe {
                 break;
             }
+            self.zero_window_probing = zero_window_probe;
             if pw.remaining() < wire::pad4(DATA_HEADER_LEN + len) || len > payload.len() {
                 break;
             }
@@ -2643,7 +2792,7 @@ impl<const SEND: usize, const RECV: usize, const STREAMS: usize, const CHUNKS: u
             e.tx_count = 1;
             e.sent_at = now;
             if self.rtt_probe.is_none() {
-                self.rtt_probe = Some((self.tx_base_tsn.wrapping_add(i as u32), now));
+                self.rtt_probe = Some(self.tx_base_tsn.wrapping_add(i as u32));
             }
             self.tx_sent += 1;
             flight += len;
@@ -2658,5 +2807,6 @@ impl<const SEND: usize, const RECV: usize, const STREAMS: usize, const CHUNKS: u
         if sent_any && self.t3.is_none() {
             self.t3 = Some(now + self.rto);
         }
+        sent_any
     }
 }

@@ -650,6 +650,203 @@ fn retransmission_timeout_detects_vanished_peer_while_sending() {
     assert!(p.a.stats().t3_timeouts >= 3);
 }
 
+/// RFC 9260 6.3.3 E2 doubles the RTO on every expiry; RTO.Max caps it.
+/// With the RFC's 60 s a few lost rounds in a row leave the association
+/// waiting for a minute; ours stops at `rto_max`.
+#[test]
+fn t3_backoff_is_capped_at_rto_max() {
+    let cfg = SctpConfig { max_retransmits: 12, ..config() };
+    assert_eq!(cfg.rto_max, DEFAULT_RTO_MAX);
+    let mut p = Pair::with_config(40, cfg, cfg);
+    p.connect();
+    let id = p.open("x", ChannelConfig::default());
+    // B's SACKs never arrive: A's data is never acknowledged.
+    p.link.cut_b = true;
+    p.a.send(p.now, id, MessageKind::Binary, &[1; 500]).unwrap();
+    let mut expiries = Vec::new();
+    let mut seen = p.a.stats().t3_timeouts;
+    let ok = p.run_until(Duration::from_secs(120), |p| {
+        let t = p.a.stats().t3_timeouts;
+        if t != seen {
+            seen = t;
+            expiries.push(p.now);
+        }
+        t >= 10
+    });
+    assert!(ok, "{:?}", p.a.stats());
+    let gaps: Vec<u64> = expiries.windows(2).map(|w| (w[1] - w[0]).as_millis()).collect();
+    // Doubling from the measured RTO (RTO.Min here), then flat at RTO.Max.
+    assert!(gaps.windows(2).all(|w| w[0] <= w[1]), "{gaps:?}");
+    assert!(gaps.iter().all(|&g| g <= DEFAULT_RTO_MAX.as_millis()), "{gaps:?}");
+    assert!(gaps[0] < DEFAULT_RTO_MAX.as_millis(), "{gaps:?}");
+    assert_eq!(gaps[gaps.len() - 3..], [DEFAULT_RTO_MAX.as_millis(); 3], "{gaps:?}");
+    assert_eq!(p.a.stats().rto_ms as u64, DEFAULT_RTO_MAX.as_millis());
+    // Still alive: max_retransmits (12) not reached yet.
+    assert!(p.a.is_established());
+}
+
+/// The cap limits backoff only: on a path whose RTT exceeds RTO.Max the
+/// timers follow the measured RTO instead of firing spuriously.
+#[test]
+fn backoff_never_cuts_timers_below_the_measured_rto() {
+    let mut p = Pair::new(41);
+    p.link.delay = Duration::from_millis(1500); // RTT 3 s > RTO.Max (1 s)
+    p.a.connect(p.now);
+    assert!(p.run_until(Duration::from_secs(60), |p| p.a.is_established() && p.b.is_established()));
+    let id = p.a.open_channel(p.now, "slow", "", ChannelConfig::default()).unwrap();
+    // Warm up: until an RTT sample exists, timers fire on RTO.Initial.
+    p.a.send(p.now, id, MessageKind::Binary, &[1; 100]).unwrap();
+    p.run_for(Duration::from_secs(20));
+    assert!(p.a.stats().srtt_ms >= 2900, "{:?}", p.a.stats());
+    assert!(p.a.stats().rto_ms >= 3000, "{:?}", p.a.stats());
+    let t3_before = p.a.stats().t3_timeouts;
+    for i in 0..20 {
+        p.a.send(p.now, id, MessageKind::Binary, &payload(i, 800)).unwrap();
+        p.run_for(Duration::from_millis(500));
+    }
+    p.run_for(Duration::from_secs(10));
+    assert_eq!(p.a.stats().t3_timeouts, t3_before, "spurious timeouts: {:?}", p.a.stats());
+    assert_eq!(p.b_msgs.len(), 21);
+}
+
+/// RFC 9260 6.3.1: an RTT sample must not count SACKs lost on the way
+/// back. Timing the first chunk of a round until some SACK finally covers
+/// it would; we time the newest chunk the SACK newly acknowledges.
+#[test]
+fn rtt_sample_is_not_inflated_by_lost_sacks() {
+    let mut p = Pair::new(42); // 10 ms each way: RTT 20 ms
+                               // No sample from the handshake (its COOKIE-ECHO is retransmitted), and
+                               // the first five SACKs from B are lost.
+    let (mut echoes, mut sacks) = (0, 0);
+    p.link.filter = Some(Box::new(move |from_a, pkt| {
+        let (_, chunks) = wire::parse_packet(pkt).unwrap();
+        for c in chunks.flatten() {
+            match c {
+                Chunk::CookieEcho { .. } if from_a => {
+                    echoes += 1;
+                    return echoes > 1;
+                }
+                Chunk::Sack(_) if !from_a => {
+                    sacks += 1;
+                    return sacks > 5;
+                }
+                _ => {}
+            }
+        }
+        true
+    }));
+    p.a.connect(p.now);
+    assert!(p.run_until(Duration::from_secs(10), |p| p.a.is_established() && p.b.is_established()));
+    assert_eq!(p.a.stats().srtt_ms, 0, "no RTT sample yet");
+    let cfg = ChannelConfig { negotiated: Some(3), ..ChannelConfig::default() };
+    let id = p.a.open_channel(p.now, "m", "", cfg).unwrap();
+    p.b.open_channel(p.now, "m", "", cfg).unwrap();
+    // A message every 10 ms until the first sample.
+    let mut i = 0;
+    while p.a.stats().srtt_ms == 0 && i < 100 {
+        p.a.send(p.now, id, MessageKind::Binary, &payload(i, 200)).unwrap();
+        p.run_for(Duration::from_millis(10));
+        i += 1;
+    }
+    let s = p.a.stats();
+    assert!(s.srtt_ms > 0, "{s:?}");
+    // The lost SACKs covered ~100 ms of sending; the path RTT is 20 ms,
+    // plus at most one 10 ms sending interval before B acknowledges.
+    assert!(s.srtt_ms <= 40, "RTT sample counts lost SACKs: {s:?}");
+}
+
+/// A lost COOKIE-ACK is implied by DATA, SACK or HEARTBEAT from the peer
+/// (they carry our tag, so the peer accepted our cookie).
+#[test]
+fn lost_cookie_ack_is_implied_by_peer_data() {
+    let mut p = Pair::new(43);
+    p.link.filter = Some(Box::new(|from_a, pkt| {
+        let (_, chunks) = wire::parse_packet(pkt).unwrap();
+        from_a || !chunks.flatten().any(|c| matches!(c, Chunk::CookieAck))
+    }));
+    p.a.connect(p.now);
+    assert!(p.run_until(Duration::from_secs(5), |p| p.b.is_established()));
+    assert!(!p.a.is_established(), "every COOKIE-ACK is dropped");
+    // B opens a channel: its DATA_CHANNEL_OPEN establishes A.
+    let id = p.b.open_channel(p.now, "from-b", "", ChannelConfig::default()).unwrap();
+    assert!(p.run_until(Duration::from_secs(2), |p| p.a.is_established()));
+    assert_eq!(p.a_events.pop_front(), Some(Event::AssociationEstablished));
+    p.run_for(Duration::from_millis(200));
+    assert!(p.a_events.iter().any(|e| matches!(e, Event::ChannelOpened { id: i, by_peer: true, .. } if *i == id)));
+    p.b.send(p.now, id, MessageKind::Text, b"hi").unwrap();
+    p.run_for(Duration::from_millis(200));
+    assert_eq!(p.a_msgs, std::vec![(id, MessageKind::Text, b"hi".to_vec())]);
+}
+
+/// RFC 3758 3.5 F2: until the peer acknowledges past abandoned data, every
+/// packet with DATA carries FORWARD-TSN, ahead of the DATA (RFC 9260 6.10:
+/// control chunks first), so a lost FORWARD-TSN is repaired by the next
+/// data packet instead of another timeout.
+#[test]
+fn forward_tsn_is_bundled_ahead_of_data_until_acknowledged() {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+    let mut p = Pair::new(44);
+    p.connect();
+    let cfg = ChannelConfig { ordered: false, reliability: Reliability::MaxRetransmits(0), ..ChannelConfig::default() };
+    let id = p.open("pr", cfg);
+    // From now: A's first DATA packet and first FORWARD-TSN are lost; log
+    // the chunk kinds of every packet A sends.
+    let log: Rc<RefCell<Vec<Vec<&'static str>>>> = Rc::new(RefCell::new(Vec::new()));
+    let (mut data, mut fwd) = (0, 0);
+    let l = log.clone();
+    p.link.filter = Some(Box::new(move |from_a, pkt| {
+        if !from_a {
+            return true;
+        }
+        let (_, chunks) = wire::parse_packet(pkt).unwrap();
+        let kinds: Vec<&'static str> = chunks
+            .flatten()
+            .map(|c| match c {
+                Chunk::Data(_) => "DATA",
+                Chunk::ForwardTsn(_) => "FWD",
+                Chunk::Sack(_) => "SACK",
+                _ => "other",
+            })
+            .collect();
+        let keep = if kinds.contains(&"FWD") {
+            fwd += 1;
+            fwd > 1
+        } else if kinds.contains(&"DATA") {
+            data += 1;
+            data > 1
+        } else {
+            true
+        };
+        l.borrow_mut().push(kinds);
+        keep
+    }));
+    p.a.send(p.now, id, MessageKind::Binary, &payload(0, 100)).unwrap();
+    // T3 abandons message 0; its FORWARD-TSN is lost.
+    assert!(p.run_until(Duration::from_secs(5), |p| p.a.stats().t3_timeouts == 1));
+    p.run_for(Duration::from_millis(50));
+    assert_eq!(fwd, 0, "filter moved into the closure");
+    for i in 1..4 {
+        p.a.send(p.now, id, MessageKind::Binary, &payload(i, 100)).unwrap();
+        p.run_for(Duration::from_millis(30));
+    }
+    p.run_for(Duration::from_millis(200));
+    let log = log.borrow();
+    let with_fwd: Vec<&Vec<&str>> = log.iter().filter(|k| k.contains(&"FWD")).collect();
+    assert!(with_fwd.len() >= 2, "{log:?}");
+    // The first DATA packet after the loss carried FORWARD-TSN, first.
+    let first_data_after = log.iter().skip(1).find(|k| k.contains(&"DATA")).unwrap();
+    assert_eq!(first_data_after.first(), Some(&"FWD"), "{log:?}");
+    for k in log.iter() {
+        if let (Some(f), Some(d)) = (k.iter().position(|c| *c == "FWD"), k.iter().position(|c| *c == "DATA")) {
+            assert!(f < d, "control chunks first: {k:?}");
+        }
+    }
+    assert_eq!(p.a.stats().t3_timeouts, 1, "no second timeout: {:?}", p.a.stats());
+    assert_eq!(p.a.buffered_amount(), 0);
+    assert_eq!(p.b_msgs.len(), 3);
+}
+
 #[test]
 fn graceful_shutdown_and_abort() {
     let mut p = Pair::new(29);
