@@ -1006,6 +1006,11 @@ impl<
         self.sctp.as_ref().map_or(0, |a| a.buffered_amount())
     }
 
+    /// Counters of the data channel transport (SCTP), once negotiated.
+    pub fn data_stats(&self) -> Option<sctp::SctpStats> {
+        self.sctp.as_ref().map(|a| a.stats())
+    }
+
     /// Ask the remote for a keyframe of the video we receive (PLI).
     pub fn request_keyframe(&mut self) -> Result<(), PeerError> {
         let t = self

@@ -9,7 +9,10 @@
 //! - 6.1/6.2: DATA with fragmentation and reassembly, ordered and unordered
 //!   delivery, SACK with gap blocks and duplicate TSNs, delayed ack (every
 //!   second packet or 200 ms), receiver window (a_rwnd) both ways, zero
-//!   window probing, reneging as a last resort when reassembly is full.
+//!   window probing; out-of-order chunks are kept only while the chunks
+//!   still missing below them fit too, reneging is a last resort.
+//! - RFC 7053: the I bit (immediate SACK) on the last queued chunk after a
+//!   send was refused for lack of buffer; honoured when received.
 //! - 6.3: RTO from SRTT/RTTVAR (Karn's rule), exponential backoff, T3-rtx;
 //!   7.2.4 fast retransmit on three miss indications with fast recovery.
 //! - 7.2: congestion control: cwnd, ssthresh, slow start, congestion
@@ -531,6 +534,8 @@ pub struct SctpAssociationN<const SEND: usize, const RECV: usize, const STREAMS:
     tx_head: usize,
     tx_used: usize,
     adv_peer_ack: u32,
+    /// A send was refused for lack of buffer since the last I bit.
+    send_blocked: bool,
 
     // Receive side: chunks sorted by TSN; payloads contiguous in that order.
     rx: [RxChunk; CHUNKS],
@@ -646,6 +651,7 @@ impl<const SEND: usize, const RECV: usize, const STREAMS: usize, const CHUNKS: u
             tx_head: 0,
             tx_used: 0,
             adv_peer_ack: my_initial_tsn.wrapping_sub(1),
+            send_blocked: false,
             rx: [EMPTY_RX; CHUNKS],
             rx_len: 0,
             rx_buf: [0; RECV],
@@ -890,6 +896,7 @@ impl<const SEND: usize, const RECV: usize, const STREAMS: usize, const CHUNKS: u
             return Err(SctpError::MessageTooLarge);
         }
         if CHUNKS - self.tx_count < frags || SEND - self.tx_used < data.len() {
+            self.send_blocked = true;
             return Err(SctpError::WouldBlock);
         }
         let ssn = if unordered {
@@ -1747,6 +1754,25 @@ impl<const SEND: usize, const RECV: usize, const STREAMS: usize, const CHUNKS: u
         let len = d.payload.len();
         if len > u16::MAX as usize {
             return;
+        }
+        // Out-of-order data never takes the room that the chunks still
+        // missing below the highest TSN (each estimated at the largest chunk
+        // held) need to complete the cumulative ack point: otherwise a full
+        // buffer could only be unblocked by reneging, which peers such as
+        // sctp-proto (str0m) and pion never recover from (they do not resend
+        // a chunk once gap-acknowledged). A peer that overruns our window
+        // gets its chunk dropped here unacknowledged, so it sends it again.
+        if tsn != self.rx_cum_tsn.wrapping_add(1) {
+            let present = self.rx_bits.iter().map(|w| w.count_ones() as usize).sum::<usize>() + 1;
+            let high = self.rx_highest.wrapping_sub(self.rx_cum_tsn);
+            let top = off.max(if high < RX_TSN_WINDOW { high } else { 0 }) as usize;
+            let missing = top.saturating_sub(present);
+            let est = self.rx.iter().take(self.rx_len).map(|c| c.len as usize).fold(len, usize::max);
+            if RECV - self.rx_used < len + missing * est || CHUNKS - self.rx_len.min(CHUNKS) < 1 + missing {
+                self.stats.rx_chunks_dropped += 1;
+                self.sack_now = true;
+                return;
+            }
         }
         // Find the insert position (sorted by TSN).
         let pos = self.rx.iter().take(self.rx_len).position(|c| tsn_lt(tsn, c.tsn)).unwrap_or(self.rx_len);
@@ -2776,8 +2802,13 @@ impl<const SEND: usize, const RECV: usize, const STREAMS: usize, const CHUNKS: u
                 break;
             }
             self.ring_read(c.off as usize, len, &mut payload);
+            // RFC 7053: after a send was refused for lack of buffer, the last
+            // queued chunk asks for an immediate SACK: the application waits
+            // for it to queue more (a delayed SACK would idle the association
+            // for up to 200 ms).
+            let immediate = i + 1 == self.tx_count && self.send_blocked;
             let d = DataChunk {
-                flags: c.flags,
+                flags: c.flags | if immediate { data_flags::IMMEDIATE } else { 0 },
                 tsn: self.tx_base_tsn.wrapping_add(i as u32),
                 stream_id: c.stream,
                 ssn: c.ssn,
@@ -2787,6 +2818,7 @@ impl<const SEND: usize, const RECV: usize, const STREAMS: usize, const CHUNKS: u
             if pw.push(&Chunk::Data(d)).is_err() {
                 break;
             }
+            self.send_blocked &= !immediate;
             let e = self.tx_at_mut(i);
             e.state = TxState::Sent;
             e.tx_count = 1;

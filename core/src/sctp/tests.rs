@@ -1106,3 +1106,181 @@ fn memory_footprint() {
     );
     assert!(default > 2 * 65536 && default < 2 * 65536 + 24 * 1024, "{default}");
 }
+
+/// A receiver with a 16 KiB buffer fed by a peer that overruns its window
+/// and reorders: whatever it acknowledges in a gap block it keeps (no
+/// reneging, which sctp-proto/pion peers never recover from), and the
+/// chunk that completes the cumulative ack point always finds room.
+#[test]
+fn overrun_window_never_forces_reneging() {
+    type Small = SctpAssociationN<16384, 16384, 4, 64>;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(41);
+    let mut a = Box::new(Assoc::new(config(), Role::Client, &mut rng));
+    let mut b = Box::new(Small::new(config(), Role::Server, &mut rng));
+    let mut now = Instant::from_secs(1);
+    a.connect(now);
+    let cfg = ChannelConfig { negotiated: Some(1), ..ChannelConfig::default() };
+    let id = a.open_channel(now, "x", "", cfg).unwrap();
+    b.open_channel(now, "x", "", cfg).unwrap();
+    let mut buf = [0u8; 1500];
+    let mut exchange = |a: &mut Assoc, b: &mut Small, now: Instant| {
+        let mut from_a = Vec::new();
+        for _ in 0..10 {
+            while let Some(n) = a.poll_transmit(now, &mut buf) {
+                from_a.push(buf[..n].to_vec());
+                let _ = b.handle_receive(now, &buf[..n]);
+            }
+            while let Some(n) = b.poll_transmit(now, &mut buf) {
+                let _ = a.handle_receive(now, &buf[..n]);
+            }
+        }
+        from_a
+    };
+    for _ in 0..5 {
+        exchange(&mut a, &mut b, now);
+        now += Duration::from_millis(10);
+    }
+    assert!(a.is_established() && b.is_established());
+    // One real DATA packet from A gives the header and the next TSN.
+    a.send(now, id, MessageKind::Binary, b"first").unwrap();
+    let sent = exchange(&mut a, &mut b, now);
+    let (header, tsn0) = sent
+        .iter()
+        .find_map(|p| {
+            let (h, mut chunks) = wire::parse_packet(p).ok()?;
+            chunks.find_map(|c| match c {
+                Ok(Chunk::Data(d)) => Some((h, d.tsn)),
+                _ => None,
+            })
+        })
+        .expect("a DATA packet");
+    let mut msg = [0u8; 32];
+    while let Some(e) = b.poll_event() {
+        if let Event::MessageReceived { .. } = e {
+            b.read_message(&mut msg).unwrap();
+        }
+    }
+    // Message 1: 16 chunks of 1024 bytes (the whole window), message 2: 4
+    // more. The first chunk of message 1 arrives last.
+    let packet = |i: u32| {
+        let flags = match i {
+            1 | 17 => wire::data_flags::BEGIN,
+            16 | 20 => wire::data_flags::END,
+            _ => 0,
+        };
+        let payload = [i as u8; 1024];
+        // "first" took SSN 0.
+        let ssn = 1 + u16::from(i > 16);
+        let d = wire::DataChunk { flags, tsn: tsn0.wrapping_add(i), stream_id: 1, ssn, ppid: 53, payload: &payload };
+        let mut out = [0u8; 1200];
+        let mut pw = wire::PacketWriter::new(&mut out, header).unwrap();
+        pw.push(&Chunk::Data(d)).unwrap();
+        let n = pw.finish();
+        out[..n].to_vec()
+    };
+    // What B acknowledged: cumulative point and every TSN offset in a gap block.
+    let mut acks = (tsn0, std::collections::BTreeSet::new());
+    let feed = |b: &mut Small, i: u32, now: Instant, acks: &mut (u32, std::collections::BTreeSet<u32>)| {
+        let _ = b.handle_receive(now, &packet(i));
+        let mut out = [0u8; 1500];
+        while let Some(n) = b.poll_transmit(now, &mut out) {
+            let (_, chunks) = wire::parse_packet(&out[..n]).unwrap();
+            for c in chunks.flatten() {
+                if let Chunk::Sack(s) = c {
+                    acks.0 = s.cum_tsn_ack;
+                    for g in s.gap_blocks.chunks(4) {
+                        let start = u16::from_be_bytes([g[0], g[1]]) as u32;
+                        let end = u16::from_be_bytes([g[2], g[3]]) as u32;
+                        for k in start..=end {
+                            acks.1.insert(s.cum_tsn_ack.wrapping_add(k).wrapping_sub(tsn0));
+                        }
+                    }
+                }
+            }
+        }
+    };
+    for i in (2..=20).chain([1]) {
+        feed(&mut b, i, now, &mut acks);
+    }
+    // Message 1 is complete and readable.
+    let mut big = std::vec![0u8; 16384];
+    assert!(matches!(b.poll_event(), Some(Event::MessageReceived { len: 16384, .. })));
+    b.read_message(&mut big).unwrap();
+    assert!(big.chunks(1024).enumerate().all(|(k, c)| c.iter().all(|&x| x == k as u8 + 1)));
+    // Nothing acknowledged in a gap block was thrown away: the cumulative
+    // ack point covers all of it without any chunk sent twice.
+    let cum = acks.0.wrapping_sub(tsn0);
+    assert!(acks.1.iter().all(|&k| k <= cum), "gap-acked {:?}, cum +{cum}", acks.1);
+    assert_eq!(cum, 16, "message 1 acknowledged, message 2 not yet");
+    // The overrunning chunks were dropped unacknowledged; sent again, they arrive.
+    for i in 17..=20 {
+        feed(&mut b, i, now, &mut acks);
+    }
+    assert!(matches!(b.poll_event(), Some(Event::MessageReceived { len: 4096, .. })));
+    b.read_message(&mut big).unwrap();
+    assert!(big[..4096].chunks(1024).enumerate().all(|(k, c)| c.iter().all(|&x| x == k as u8 + 17)));
+    assert!(b.stats().rx_chunks_dropped >= 1);
+}
+
+/// RFC 7053: once a send was refused for lack of buffer, the last queued
+/// chunk asks for an immediate SACK (the application waits for it);
+/// otherwise SACKs may be delayed.
+#[test]
+fn i_bit_on_the_last_chunk_of_a_full_send_buffer() {
+    type Small = SctpAssociationN<16384, 16384, 4, 64>;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(42);
+    let mut a = Box::new(Small::new(config(), Role::Client, &mut rng));
+    let mut b = Box::new(Small::new(config(), Role::Server, &mut rng));
+    let mut now = Instant::from_secs(1);
+    a.connect(now);
+    let cfg = ChannelConfig { negotiated: Some(1), ..ChannelConfig::default() };
+    let id = a.open_channel(now, "x", "", cfg).unwrap();
+    b.open_channel(now, "x", "", cfg).unwrap();
+    let mut buf = [0u8; 1500];
+    let mut data_flags_sent = |a: &mut Small, b: &mut Small, now: Instant| {
+        let mut flags = Vec::new();
+        for _ in 0..20 {
+            while let Some(n) = a.poll_transmit(now, &mut buf) {
+                let (_, chunks) = wire::parse_packet(&buf[..n]).unwrap();
+                for c in chunks.flatten() {
+                    if let Chunk::Data(d) = c {
+                        flags.push(d.flags);
+                    }
+                }
+                let _ = b.handle_receive(now, &buf[..n]);
+            }
+            while let Some(n) = b.poll_transmit(now, &mut buf) {
+                let _ = a.handle_receive(now, &buf[..n]);
+            }
+            while let Some(e) = b.poll_event() {
+                if let Event::MessageReceived { len, .. } = e {
+                    let mut m = std::vec![0u8; len.max(1)];
+                    b.read_message(&mut m).unwrap();
+                }
+            }
+        }
+        flags
+    };
+    data_flags_sent(&mut a, &mut b, now);
+    a.send(now, id, MessageKind::Binary, &[1; 100]).unwrap();
+    let small = data_flags_sent(&mut a, &mut b, now);
+    assert_eq!(small.len(), 1);
+    assert_eq!(small[0] & wire::data_flags::IMMEDIATE, 0);
+    assert_eq!(a.buffered_amount(), 100, "the small message waits for a delayed SACK");
+    now += Duration::from_millis(300);
+    b.handle_timeout(now);
+    a.handle_timeout(now);
+    data_flags_sent(&mut a, &mut b, now);
+    assert_eq!(a.buffered_amount(), 0);
+    a.send(now, id, MessageKind::Binary, &[2; 16384]).unwrap();
+    // The application has more: it is now waiting for the buffer.
+    assert_eq!(a.send(now, id, MessageKind::Binary, &[3; 16384]), Err(SctpError::WouldBlock));
+    let big = data_flags_sent(&mut a, &mut b, now);
+    assert!(big.len() > 10, "{big:?}");
+    let (last, rest) = big.split_last().unwrap();
+    assert_ne!(last & wire::data_flags::IMMEDIATE, 0, "{big:?}");
+    assert!(rest.iter().all(|f| f & wire::data_flags::IMMEDIATE == 0), "{big:?}");
+    // The receiver answered at once: the buffer is free again at the same instant.
+    assert_eq!(a.buffered_amount(), 0);
+    a.send(now, id, MessageKind::Binary, &[3; 16384]).unwrap();
+}
