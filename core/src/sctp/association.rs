@@ -6,6 +6,9 @@
 //! Implemented:
 //! - RFC 9260 5.1/5.2: four-way handshake with a stateless HMAC-SHA256 state
 //!   cookie, simultaneous INIT (both WebRTC ends may initiate), 8.5 tag rules.
+//!   DATA, SACK, HEARTBEAT or FORWARD-TSN from the peer imply a lost
+//!   COOKIE-ACK; a cookie older than its 60 s lifetime is replaced by a new
+//!   INIT instead of being echoed again.
 //! - 6.1/6.2: DATA with fragmentation and reassembly, ordered and unordered
 //!   delivery, SACK with gap blocks and duplicate TSNs, delayed ack (every
 //!   second packet or 200 ms), receiver window (a_rwnd) both ways, zero
@@ -13,20 +16,26 @@
 //!   still missing below them fit too, reneging is a last resort.
 //! - RFC 7053: the I bit (immediate SACK) on the last queued chunk after a
 //!   send was refused for lack of buffer; honoured when received.
-//! - 6.3: RTO from SRTT/RTTVAR (Karn's rule), exponential backoff, T3-rtx;
-//!   7.2.4 fast retransmit on three miss indications with fast recovery.
+//! - 6.3: RTO from SRTT/RTTVAR (Karn's rule: samples only from chunks sent
+//!   once, timed on the newest one a SACK newly acknowledges), exponential
+//!   backoff capped at RTO.Max (1 s by default, see [`DEFAULT_RTO_MAX`]),
+//!   T3-rtx; 7.2.4 fast retransmit on three miss indications with fast
+//!   recovery. A HEARTBEAT is sent on demand when backoff reaches the cap,
+//!   so a path slower than RTO.Max still gets a valid RTT sample.
 //! - 7.2: congestion control: cwnd, ssthresh, slow start, congestion
 //!   avoidance (partial_bytes_acked).
 //! - 8.1/8.3: HEARTBEAT on an idle path; the association ends after
 //!   `max_retransmits` consecutive failures (T1, T3 or heartbeat).
 //! - 9.2: graceful SHUTDOWN, and ABORT both ways.
 //! - RFC 3758: FORWARD-TSN for messages abandoned by max-retransmits or
-//!   lifetime (both sender and receiver side).
+//!   lifetime (both sender and receiver side); until the peer acknowledges
+//!   it, FORWARD-TSN rides ahead of the DATA in every packet (3.5 F2).
 //! - RFC 6525: Outgoing SSN Reset Request / Response, used to close channels.
 //! - RFC 8832: DATA_CHANNEL_OPEN / ACK; pre-negotiated channels (no DCEP).
 //!
 //! Left out: multi-homing (one path), restart of an established association
-//! (a new INIT is ignored), ECN, AUTH, I-DATA, ASCONF, stream priorities,
+//! (a new INIT is ignored), the Stale Cookie ERROR (a stale cookie is
+//! dropped silently), ECN, AUTH, I-DATA, ASCONF, stream priorities,
 //! Incoming SSN reset requests (answered "nothing to do"), path MTU discovery
 //! (the packet size is configured).
 //!
@@ -495,6 +504,8 @@ pub struct SctpAssociationN<const SEND: usize, const RECV: usize, const STREAMS:
     t1_count: u32,
     /// When the (first) COOKIE-ECHO left: the handshake gives an RTT sample.
     cookie_echo_sent: Option<Instant>,
+    /// When the INIT-ACK carrying `cookie` arrived.
+    cookie_at: Instant,
     t3: Option<Instant>,
     t2: Option<Instant>,
     hb_timer: Option<Instant>,
@@ -624,6 +635,7 @@ impl<const SEND: usize, const RECV: usize, const STREAMS: usize, const CHUNKS: u
             t1: None,
             t1_count: 0,
             cookie_echo_sent: None,
+            cookie_at: Instant::ZERO,
             t3: None,
             t2: None,
             hb_timer: None,
@@ -1198,6 +1210,15 @@ impl<const SEND: usize, const RECV: usize, const STREAMS: usize, const CHUNKS: u
             self.back_off_rto();
             match self.state {
                 State::CookieWait => self.send_init = true,
+                State::CookieEchoed if now - self.cookie_at >= STATE_COOKIE_LIFETIME => {
+                    // The peer now drops our cookie as stale (Valid.Cookie.Life,
+                    // 60 s by default; we do not act on its Stale Cookie ERROR):
+                    // fetch a fresh one with a new INIT (RFC 9260 5.2.6).
+                    self.state = State::CookieWait;
+                    self.peer = None;
+                    self.cookie.clear();
+                    self.send_init = true;
+                }
                 State::CookieEchoed => self.send_cookie_echo = true,
                 _ => {}
             }
@@ -1577,6 +1598,7 @@ impl<const SEND: usize, const RECV: usize, const STREAMS: usize, const CHUNKS: u
         });
         self.state = State::CookieEchoed;
         self.send_cookie_echo = true;
+        self.cookie_at = now;
         self.t1 = Some(now + self.rto);
         self.t1_count = 0;
     }

@@ -755,6 +755,38 @@ fn rtt_sample_is_not_inflated_by_lost_sacks() {
     assert!(s.srtt_ms <= 40, "RTT sample counts lost SACKs: {s:?}");
 }
 
+/// With a long RTO.Max, COOKIE-ECHO retransmissions can outlive the peer's
+/// 60 s cookie lifetime; the peer then drops the stale cookie, so we go
+/// back to INIT for a fresh one instead of echoing it until we give up.
+#[test]
+fn stale_cookie_is_replaced_by_a_new_init() {
+    let cfg = SctpConfig { rto_max: Duration::from_secs(10), max_init_retransmits: 16, ..config() };
+    let mut p = Pair::with_config(45, cfg, cfg);
+    // The first ten COOKIE-ECHOs are lost: the tenth leaves ~55 s after
+    // the INIT-ACK, the next retransmission would come after 60 s.
+    let mut echoes = 0;
+    p.link.filter = Some(Box::new(move |from_a, pkt| {
+        let (_, mut chunks) = wire::parse_packet(pkt).unwrap();
+        match chunks.next() {
+            Some(Ok(Chunk::CookieEcho { .. })) if from_a => {
+                echoes += 1;
+                echoes > 10
+            }
+            _ => true,
+        }
+    }));
+    p.a.connect(p.now);
+    let start = p.now;
+    assert!(
+        p.run_until(Duration::from_secs(120), |p| p.a.is_established() && p.b.is_established()),
+        "{:?} {:?}",
+        p.a.lost_reason(),
+        p.a.stats()
+    );
+    let took = p.now - start;
+    assert!(took > Duration::from_secs(60) && took < Duration::from_secs(80), "{took:?}");
+}
+
 /// A lost COOKIE-ACK is implied by DATA, SACK or HEARTBEAT from the peer
 /// (they carry our tag, so the peer accepted our cookie).
 #[test]
