@@ -15,7 +15,14 @@ Commands:
   {"cmd": "wait", "what": KEY, "at_least": N, "timeout": S}
       Wait until counter KEY (see "stats") reaches N  -> {"ok": STATS}
   {"cmd": "stats"}                           -> {"ok": STATS}
-  {"cmd": "open_channel", "label": L, "ordered": B, "max_retransmits": N}
+      STATS["received"][L]["first"]: the first 16 messages ({"text": ..} or
+      {"bytes": [..]}, 64 bytes at most); STATS["options"][L]: id, protocol,
+      ordered, max_retransmits, max_packet_lifetime, negotiated.
+  {"cmd": "open_channel", "label": L, "ordered": B, "max_retransmits": N,
+   "max_packet_lifetime": MS, "protocol": P, "negotiated": B, "id": ID}
+      (the same keys describe the channels of "offer")
+  {"cmd": "send", "label": L, "text": T} or {..., "bytes": [..]}
+      One text or binary message (either may be empty).
   {"cmd": "send_bulk", "label": L, "total": N, "chunk": C, "seed": S, "window": W}
       Send N pseudo-random bytes (see `bulk_bytes`) in C-byte messages.
   {"cmd": "send_burst", "label": L, "count": N, "size": C, "window": W}
@@ -133,10 +140,25 @@ async def consume_video(track):
         DECODED_SIZE[0], DECODED_SIZE[1] = frame.width, frame.height
 
 
+def channel_kwargs(spec):
+    """RTCDataChannel options from a command's channel spec."""
+    kw = {"ordered": spec.get("ordered", True)}
+    if spec.get("max_retransmits") is not None:
+        kw["maxRetransmits"] = spec["max_retransmits"]
+    if spec.get("max_packet_lifetime") is not None:
+        kw["maxPacketLifeTime"] = spec["max_packet_lifetime"]
+    if spec.get("protocol"):
+        kw["protocol"] = spec["protocol"]
+    if spec.get("negotiated"):
+        kw["negotiated"] = True
+        kw["id"] = spec["id"]
+    return kw
+
+
 def watch_channel(channel):
     label = channel.label
     CHANNELS[label] = channel
-    rx = RECEIVED.setdefault(label, {"messages": 0, "bytes": 0, "sha": hashlib.sha256(), "ids": []})
+    rx = RECEIVED.setdefault(label, {"messages": 0, "bytes": 0, "sha": hashlib.sha256(), "ids": [], "first": []})
 
     @channel.on("open")
     def on_open():
@@ -147,6 +169,11 @@ def watch_channel(channel):
 
     @channel.on("message")
     def on_message(message):
+        if len(rx["first"]) < 16:
+            if isinstance(message, str):
+                rx["first"].append({"text": message})
+            else:
+                rx["first"].append({"bytes": list(message[:64])})
         if isinstance(message, str):
             message = message.encode()
         rx["messages"] += 1
@@ -167,8 +194,25 @@ def stats(pc):
     out["opened"] = list(OPENED)
     out["closed"] = list(CLOSED)
     out["received"] = {
-        k: {"messages": v["messages"], "bytes": v["bytes"], "sha256": v["sha"].hexdigest(), "ids": v["ids"]}
+        k: {
+            "messages": v["messages"],
+            "bytes": v["bytes"],
+            "sha256": v["sha"].hexdigest(),
+            "ids": v["ids"],
+            "first": v["first"],
+        }
         for k, v in RECEIVED.items()
+    }
+    out["options"] = {
+        k: {
+            "id": c.id,
+            "protocol": c.protocol,
+            "ordered": c.ordered,
+            "max_retransmits": c.maxRetransmits,
+            "max_packet_lifetime": c.maxPacketLifeTime,
+            "negotiated": c.negotiated,
+        }
+        for k, c in CHANNELS.items()
     }
     out["states"] = {k: c.readyState for k, c in CHANNELS.items()}
     out["buffered"] = {k: c.bufferedAmount for k, c in CHANNELS.items()}
@@ -272,20 +316,20 @@ async def main():
                     track = PatternTrack(n, req.get("width", 320), req.get("height", 240))
                     pc.addTransceiver(track, direction="sendonly")
                 for ch in req.get("channels", []):
-                    kw = {"ordered": ch.get("ordered", True)}
-                    if ch.get("max_retransmits") is not None:
-                        kw["maxRetransmits"] = ch["max_retransmits"]
-                    watch_channel(pc.createDataChannel(ch["label"], **kw))
+                    watch_channel(pc.createDataChannel(ch["label"], **channel_kwargs(ch)))
                 await pc.setLocalDescription(await pc.createOffer())
                 result = pc.localDescription.sdp
             elif cmd == "remote_answer":
                 await pc.setRemoteDescription(RTCSessionDescription(req["sdp"], "answer"))
                 result = True
             elif cmd == "open_channel":
-                kw = {"ordered": req.get("ordered", True)}
-                if req.get("max_retransmits") is not None:
-                    kw["maxRetransmits"] = req["max_retransmits"]
-                watch_channel(pc.createDataChannel(req["label"], **kw))
+                watch_channel(pc.createDataChannel(req["label"], **channel_kwargs(req)))
+                result = True
+            elif cmd == "send":
+                if req.get("text") is not None:
+                    CHANNELS[req["label"]].send(req["text"])
+                else:
+                    CHANNELS[req["label"]].send(bytes(req["bytes"]))
                 result = True
             elif cmd == "send_bulk":
                 data = bulk_bytes(req["total"], req["seed"])

@@ -3,17 +3,26 @@
 //! (`host-tests/py/aiortc_peer.py`).
 //!
 //! Both directions of offer (a: tinyrtc offers; b: aiortc offers with its
-//! channels in place before the offer). In each:
-//! - tinyrtc opens `from-tinyrtc`; aiortc opens `from-aiortc` (reliable,
-//!   ordered) and `lossy` (unordered, maxRetransmits=0); all open on both sides
-//!   (DCEP, RFC 8832).
+//! channels in place before the offer). In each (the exchange of
+//! `datachannel_chromium.rs`):
+//! - tinyrtc opens `from-tinyrtc` (protocol `tinyrtc-bulk`); aiortc opens
+//!   `from-aiortc` (reliable, ordered, protocol `aiortc-bulk`) and `lossy`
+//!   (unordered, maxRetransmits=0); both open `neg`, pre-negotiated on stream
+//!   42. All open on both sides (DCEP, RFC 8832), each side checks the
+//!   options the other announced.
+//! - On `neg`: text, empty text, binary and empty binary each way keep their
+//!   kind and content.
 //! - 1 MiB of pseudo-random bytes in 16 KiB binary messages crosses each way
 //!   at the same time; tinyrtc compares what it got byte for byte, aiortc's
 //!   SHA-256 of what it got is compared with ours.
 //! - `lossy` carries 200 numbered 1000-byte messages each way: sends never
 //!   stall, at least 90% arrive (loopback: normally all), no duplicates.
 //! - aiortc closes `from-aiortc`: tinyrtc reports the channel closed (stream
-//!   reset, RFC 8831 section 6.7), aiortc sees it closed too.
+//!   reset, RFC 8831 section 6.7), aiortc sees it closed too; then tinyrtc
+//!   closes `from-tinyrtc`, seen closed on both sides; `neg` and `lossy`
+//!   stay open.
+//! - tinyrtc opens `timed` (unordered, max-packet-lifetime 2500 ms, protocol
+//!   `t`) on the freed slot: aiortc reports those options and the message.
 //!
 //! aiortc's SCTP sender does not honour the receiver's advertised window
 //! (a_rwnd, see `send_paced` in the script) and the default `Peer` receives
@@ -27,7 +36,7 @@ use host_tests::aiortc::{json, Aiortc, Value};
 use host_tests::driver::{loopback_v4, PeerDriver};
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
-use tinyrtc::peer::{ChannelConfig, Peer, PeerConfig, PeerError, PeerEvent};
+use tinyrtc::peer::{ChannelConfig, Peer, PeerConfig, PeerError, PeerEvent, Reliability};
 use tinyrtc::sctp::SctpError;
 
 const BULK: usize = 1 << 20;
@@ -36,6 +45,7 @@ const BURST: usize = 200;
 const BURST_SIZE: usize = 1000;
 const SEED_US: u32 = 7;
 const SEED_THEM: u32 = 9;
+const NEG_ID: u16 = 42;
 
 /// The byte sequence the script's `bulk_bytes` makes.
 fn bulk_bytes(total: usize, seed: u32) -> Vec<u8> {
@@ -57,7 +67,8 @@ fn hex(b: &[u8]) -> String {
 struct Side {
     d: PeerDriver,
     labels: HashMap<u16, String>,
-    rx: HashMap<String, Vec<Vec<u8>>>,
+    /// Messages received per label: (binary, bytes).
+    rx: HashMap<String, Vec<(bool, Vec<u8>)>>,
     closed: Vec<String>,
     seen_events: usize,
     /// (channel id, messages, next index)
@@ -100,12 +111,11 @@ impl Side {
                     let label = self.d.peer.channel_label(id).unwrap_or("?").to_string();
                     self.labels.insert(id, label);
                 }
-                PeerEvent::ChannelData { id, len, .. } => {
-                    let (rid, binary, n) = self.d.peer.read_data(&mut buf).expect("read_data");
-                    assert_eq!((rid, n), (id, len), "read_data order");
-                    assert!(binary, "aiortc sends bytes as binary");
+                PeerEvent::ChannelData { id, binary, len } => {
+                    let (rid, rbinary, n) = self.d.peer.read_data(&mut buf).expect("read_data");
+                    assert_eq!((rid, rbinary, n), (id, binary, len), "read_data order");
                     let label = self.labels.get(&id).cloned().unwrap_or_else(|| format!("#{id}"));
-                    self.rx.entry(label).or_default().push(buf[..n].to_vec());
+                    self.rx.entry(label).or_default().push((binary, buf[..n].to_vec()));
                 }
                 PeerEvent::ChannelClosed { id } => {
                     self.closed.push(self.labels.get(&id).cloned().unwrap_or_else(|| format!("#{id}")));
@@ -134,7 +144,7 @@ impl Side {
 
     fn describe(&self) -> String {
         let rx: Vec<(&String, usize, usize)> =
-            self.rx.iter().map(|(l, v)| (l, v.len(), v.iter().map(Vec::len).sum())).collect();
+            self.rx.iter().map(|(l, v)| (l, v.len(), v.iter().map(|m| m.1.len()).sum())).collect();
         let tx: Vec<(u16, usize, usize)> = self.outbox.iter().map(|(id, m, n)| (*id, *n, m.len())).collect();
         format!("received {rx:?}, sent {tx:?}, closed {:?}, stats {:?}", self.closed, self.d.peer.stats())
     }
@@ -144,7 +154,7 @@ impl Side {
     }
 
     fn rx_bytes(&self, label: &str) -> usize {
-        self.rx.get(label).map(|v| v.iter().map(Vec::len).sum()).unwrap_or(0)
+        self.rx.get(label).map(|v| v.iter().map(|m| m.1.len()).sum()).unwrap_or(0)
     }
 
     fn id_of(&self, label: &str) -> Option<u16> {
@@ -180,27 +190,74 @@ fn config() -> PeerConfig {
 
 fn aiortc_channels() -> Value {
     json!([
-        {"label": "from-aiortc", "ordered": true},
+        {"label": "from-aiortc", "ordered": true, "protocol": "aiortc-bulk"},
         {"label": "lossy", "ordered": false, "max_retransmits": 0},
+        {"label": "neg", "negotiated": true, "id": NEG_ID},
     ])
 }
 
-fn exchange(test: &str, a: &mut Aiortc, s: &mut Side, connect_ms: u128) {
-    // Our channel; wait until every channel is open on both sides.
+/// Our channels: `from-tinyrtc` by DCEP and `neg` pre-negotiated (both may
+/// be opened before DTLS is up).
+fn open_ours(s: &mut Side) -> u16 {
     let now = s.d.now();
-    let ours = s.d.peer.open_channel(now, "from-tinyrtc", "", ChannelConfig::default()).unwrap();
+    let ours = s.d.peer.open_channel(now, "from-tinyrtc", "tinyrtc-bulk", ChannelConfig::default()).unwrap();
     s.labels.insert(ours, "from-tinyrtc".into());
+    let neg = ChannelConfig { negotiated: Some(NEG_ID), ..ChannelConfig::default() };
+    assert_eq!(s.d.peer.open_channel(now, "neg", "", neg), Ok(NEG_ID));
+    s.labels.insert(NEG_ID, "neg".into());
+    ours
+}
+
+fn exchange(test: &str, a: &mut Aiortc, s: &mut Side, ours: u16, connect_ms: u128) {
+    // Every channel open on both sides, with the options its opener chose.
     s.pump_until(10, "channels open", |s| {
         s.d.events.contains(&PeerEvent::ChannelOpen { id: ours, by_remote: false })
+            && s.d.events.contains(&PeerEvent::ChannelOpen { id: NEG_ID, by_remote: false })
             && s.id_of("from-aiortc").is_some()
             && s.id_of("lossy").is_some()
     });
-    wait(a, s, "opened:from-tinyrtc", 1, 10);
+    let st = wait(a, s, "opened:from-tinyrtc", 1, 10);
     let theirs = s.id_of("from-aiortc").unwrap();
     let lossy = s.id_of("lossy").unwrap();
     assert!(s.d.events.contains(&PeerEvent::ChannelOpen { id: theirs, by_remote: true }));
     // DTLS client uses even stream ids, the server odd ones (RFC 8832 section 6).
     assert_ne!(ours % 2, theirs % 2, "stream id parity: ours {ours}, aiortc's {theirs}");
+    let opts = &st["options"];
+    assert_eq!(opts["from-tinyrtc"]["id"].as_u64(), Some(u64::from(ours)));
+    assert_eq!(opts["from-tinyrtc"]["protocol"], "tinyrtc-bulk");
+    assert_eq!(opts["from-tinyrtc"]["ordered"], true);
+    assert_eq!(opts["from-tinyrtc"]["max_retransmits"], Value::Null);
+    assert_eq!(opts["neg"]["negotiated"], true);
+    assert_eq!(s.d.peer.channel_protocol(theirs), Some("aiortc-bulk"));
+    let cfg = s.d.peer.channel_config(lossy).unwrap();
+    assert_eq!((cfg.ordered, cfg.reliability), (false, Reliability::MaxRetransmits(0)));
+
+    // Message kinds on the pre-negotiated channel, both ways.
+    let now = s.d.now();
+    for (binary, m) in [(false, &b"hello aiortc"[..]), (false, b""), (true, &[1, 2, 3][..]), (true, b"")] {
+        s.d.peer.send_data(now, NEG_ID, binary, m).unwrap();
+    }
+    for args in [
+        json!({"label": "neg", "text": "hello tinyrtc"}),
+        json!({"label": "neg", "text": ""}),
+        json!({"label": "neg", "bytes": [4, 5]}),
+        json!({"label": "neg", "bytes": []}),
+    ] {
+        call(a, s, "send", args, 10);
+    }
+    s.pump_until(10, "4 messages on neg", |s| s.rx.get("neg").map_or(0, Vec::len) >= 4);
+    let kinds: Vec<(bool, Vec<u8>)> = s.rx["neg"].iter().map(|m| (m.0, m.1.clone())).collect();
+    assert_eq!(
+        kinds,
+        vec![(false, b"hello tinyrtc".to_vec()), (false, vec![]), (true, vec![4, 5]), (true, vec![])],
+        "kinds and bytes from aiortc"
+    );
+    let st = wait(a, s, "rx_messages:neg", 4, 10);
+    assert_eq!(
+        st["received"]["neg"]["first"],
+        json!([{"text": "hello aiortc"}, {"text": ""}, {"bytes": [1, 2, 3]}, {"bytes": []}]),
+        "kinds and bytes aiortc got"
+    );
 
     // 1 MiB each way at once.
     let mine = bulk_bytes(BULK, SEED_US);
@@ -211,8 +268,8 @@ fn exchange(test: &str, a: &mut Aiortc, s: &mut Side, connect_ms: u128) {
     s.pump_until(30, "1 MiB from aiortc", |s| s.rx_bytes("from-aiortc") >= BULK && s.outbox_done());
     let st = wait(a, s, "rx_bytes:from-tinyrtc", BULK, 30);
     let secs = t0.elapsed().as_secs_f64();
-    let got: Vec<u8> = s.rx["from-aiortc"].concat();
-    let sizes_ok = s.rx["from-aiortc"].iter().all(|m| m.len() == CHUNK);
+    let got: Vec<u8> = s.rx["from-aiortc"].iter().flat_map(|m| m.1.iter().copied()).collect();
+    let sizes_ok = s.rx["from-aiortc"].iter().all(|m| m.0 && m.1.len() == CHUNK);
     let theirs_rx = &st["received"]["from-tinyrtc"];
     eprintln!(
         "{test}: connected in {connect_ms} ms; 1 MiB each way in {secs:.2} s ({:.1} Mbit/s total); \
@@ -256,7 +313,7 @@ fn exchange(test: &str, a: &mut Aiortc, s: &mut Side, connect_ms: u128) {
     }
     let ids: Vec<u32> =
         s.rx.get("lossy")
-            .map(|v| v.iter().map(|m| u32::from_be_bytes([m[0], m[1], m[2], m[3]])).collect())
+            .map(|v| v.iter().map(|m| u32::from_be_bytes([m.1[0], m.1[1], m.1[2], m.1[3]])).collect())
             .unwrap_or_default();
     let mut uniq = ids.clone();
     uniq.sort_unstable();
@@ -279,7 +336,7 @@ fn exchange(test: &str, a: &mut Aiortc, s: &mut Side, connect_ms: u128) {
     assert!(ids.len() * 10 >= BURST * 9, "tinyrtc got only {} of {BURST}", ids.len());
     assert_eq!(theirs_uniq.len(), theirs_ids.len(), "aiortc got duplicates");
     assert!(theirs_ids.len() * 10 >= BURST * 9, "aiortc got only {} of {BURST}", theirs_ids.len());
-    assert!(s.rx["lossy"].iter().all(|m| m.len() == BURST_SIZE && m[4..].iter().all(|&b| b == 0)));
+    assert!(s.rx["lossy"].iter().all(|m| m.0 && m.1.len() == BURST_SIZE && m.1[4..].iter().all(|&b| b == 0)));
 
     // aiortc closes its channel: both sides see it closed.
     call(a, s, "close_channel", json!({"label": "from-aiortc"}), 10);
@@ -293,6 +350,32 @@ fn exchange(test: &str, a: &mut Aiortc, s: &mut Side, connect_ms: u128) {
     let st = wait(a, s, "rx_messages:from-tinyrtc", BULK / CHUNK + 1, 10);
     assert_eq!(st["received"]["from-tinyrtc"]["messages"].as_u64(), Some((BULK / CHUNK + 1) as u64));
     assert_eq!(st["states"]["from-tinyrtc"], "open");
+
+    // tinyrtc closes its channel: both sides see it closed.
+    let now = s.d.now();
+    s.d.peer.close_channel(now, ours).unwrap();
+    assert_eq!(s.d.peer.send_data(now, ours, true, b"x"), Err(PeerError::Sctp(SctpError::UnknownChannel)));
+    s.pump_until(10, "from-tinyrtc closed", |s| s.closed.iter().any(|l| l == "from-tinyrtc"));
+    let st = wait(a, s, "closed:from-tinyrtc", 1, 10);
+    assert_eq!(st["states"]["from-tinyrtc"], "closed");
+    assert_eq!(st["states"]["neg"], "open");
+    assert_eq!(st["states"]["lossy"], "open");
+    assert!(!s.closed.iter().any(|l| l == "neg" || l == "lossy"), "{:?}", s.closed);
+
+    // A new channel on the freed slot, with options aiortc reports back.
+    let now = s.d.now();
+    let timed_cfg =
+        ChannelConfig { ordered: false, reliability: Reliability::MaxLifetimeMs(2500), ..ChannelConfig::default() };
+    let timed = s.d.peer.open_channel(now, "timed", "t", timed_cfg).unwrap();
+    s.labels.insert(timed, "timed".into());
+    s.d.peer.send_data(now, timed, false, b"on time").unwrap();
+    let st = wait(a, s, "rx_messages:timed", 1, 10);
+    let opts = &st["options"]["timed"];
+    assert_eq!(
+        (&opts["protocol"], &opts["ordered"], &opts["max_packet_lifetime"], &opts["max_retransmits"]),
+        (&json!("t"), &json!(false), &json!(2500), &Value::Null)
+    );
+    assert_eq!(st["received"]["timed"]["first"], json!([{"text": "on time"}]));
 }
 
 #[test]
@@ -313,11 +396,12 @@ fn a_tinyrtc_offers() {
     let t0 = StdInstant::now();
     assert!(s.d.run_until_connected(Duration::from_secs(20)), "not connected: {:?}", s.d.peer.stats());
     let connect_ms = t0.elapsed().as_millis();
+    let ours = open_ours(&mut s);
     for ch in aiortc_channels().as_array().unwrap() {
         let args = ch.clone();
         call(&mut a, &mut s, "open_channel", args, 10);
     }
-    exchange(test, &mut a, &mut s, connect_ms);
+    exchange(test, &mut a, &mut s, ours, connect_ms);
 }
 
 #[test]
@@ -333,9 +417,11 @@ fn b_aiortc_offers() {
     let now = s.d.now();
     let n = s.d.peer.accept_offer(now, &offer, &mut sdp, &mut rng).unwrap();
     let answer = std::str::from_utf8(&sdp[..n]).unwrap().to_string();
+    // Our channels exist before DTLS is up.
+    let ours = open_ours(&mut s);
     let t0 = StdInstant::now();
     call(&mut a, &mut s, "remote_answer", json!({"sdp": answer}), 20);
     assert!(s.d.run_until_connected(Duration::from_secs(20)), "not connected: {:?}", s.d.peer.stats());
     let connect_ms = t0.elapsed().as_millis();
-    exchange(test, &mut a, &mut s, connect_ms);
+    exchange(test, &mut a, &mut s, ours, connect_ms);
 }
