@@ -497,3 +497,49 @@ fn no_data_channel_event_is_lost_when_the_application_is_slow() {
         assert_eq!(out[..40], [i as u8; 40]);
     }
 }
+
+#[test]
+fn data_channel_calls_fail_with_typed_errors() {
+    let cfg = PeerConfig { video_codecs: &[], audio_codecs: &[], ..PeerConfig::camera() };
+    let mut rng = ChaCha20Rng::seed_from_u64(15);
+    // Before the SDP exchange there is no association yet.
+    let mut early = Peer::new(cfg, &mut rng);
+    let no = Err(PeerError::Sctp(SctpError::NotConnected));
+    assert_eq!(early.open_channel(Instant::ZERO, "x", "", ChannelConfig::default()), no);
+    assert_eq!(early.close_channel(Instant::ZERO, 0), Err(PeerError::Sctp(SctpError::NotConnected)));
+    assert_eq!(early.send_data(Instant::ZERO, 0, true, b"x"), Err(PeerError::Sctp(SctpError::NotConnected)));
+    assert_eq!(early.read_data(&mut [0u8; 8]), Err(PeerError::Sctp(SctpError::NotConnected)));
+    assert!(early.data_stats().is_none());
+    // No data channel negotiated: still NotConnected after connecting.
+    let media_only = PeerConfig { datachannel: false, ..PeerConfig::camera() };
+    let mut p = Pair::with(16, media_only, media_only);
+    p.connect();
+    assert_eq!(p.cam.open_channel(p.now, "x", "", ChannelConfig::default()), no);
+    // With data channels: label/protocol limits, channel slots, unknown ids,
+    // messages above the remote's max-message-size, short read buffers.
+    let mut p = Pair::with(17, cfg, cfg);
+    p.connect();
+    let long = "l".repeat(crate::sctp::association::MAX_LABEL_LEN + 1);
+    let too_long = Err(PeerError::Sctp(SctpError::LabelTooLong));
+    assert_eq!(p.cam.open_channel(p.now, &long, "", ChannelConfig::default()), too_long);
+    let proto = "p".repeat(crate::sctp::association::MAX_PROTOCOL_LEN + 1);
+    assert_eq!(p.cam.open_channel(p.now, "x", &proto, ChannelConfig::default()), too_long);
+    let ids: StdVec<u16> = (0..DEFAULT_CHANNELS)
+        .map(|i| p.cam.open_channel(p.now, ["a", "b", "c", "d"][i], "", ChannelConfig::default()).unwrap())
+        .collect();
+    assert_eq!(
+        p.cam.open_channel(p.now, "e", "", ChannelConfig::default()),
+        Err(PeerError::Sctp(SctpError::TooManyChannels))
+    );
+    assert_eq!(p.cam.send_data(p.now, 999, true, b"x"), Err(PeerError::Sctp(SctpError::UnknownChannel)));
+    let big = std::vec![0u8; DEFAULT_CHANNEL_BUFFER + 1];
+    assert_eq!(p.cam.send_data(p.now, ids[0], true, &big), Err(PeerError::Sctp(SctpError::MessageTooLarge)));
+    p.steps(10);
+    p.cam.send_data(p.now, ids[0], true, &[7; 100]).unwrap();
+    p.steps(5);
+    let mut small = [0u8; 10];
+    assert_eq!(p.view.read_data(&mut small), Err(PeerError::Sctp(SctpError::BufferTooSmall { needed: 100 })));
+    let mut out = [0u8; 100];
+    assert_eq!(p.view.read_data(&mut out), Ok((ids[0], true, 100)));
+    assert!(p.view.data_stats().is_some_and(|s| s.messages_received == 1));
+}
