@@ -1377,12 +1377,20 @@ impl<const SEND: usize, const RECV: usize, const STREAMS: usize, const CHUNKS: u
         while self.tx_sent < self.tx_count && self.tx_at(self.tx_sent).state == TxState::Abandoned {
             self.tx_sent += 1;
         }
+        // One FORWARD-TSN names at most MAX_RESET_STREAMS ordered streams:
+        // stop before a chunk of one more (it follows once this is acked).
+        let mut streams = self.forward_tsn_streams();
         loop {
             let i = self.adv_peer_ack.wrapping_sub(cum) as usize;
             if i >= self.tx_sent {
                 break;
             }
-            if self.tx_at(i).state != TxState::Abandoned {
+            let c = *self.tx_at(i);
+            if c.state != TxState::Abandoned {
+                break;
+            }
+            let ordered = c.flags & data_flags::UNORDERED == 0;
+            if ordered && !streams.iter().any(|e| e.0 == c.stream) && streams.push((c.stream, c.ssn)).is_err() {
                 break;
             }
             self.adv_peer_ack = self.adv_peer_ack.wrapping_add(1);

@@ -879,6 +879,100 @@ fn forward_tsn_is_bundled_ahead_of_data_until_acknowledged() {
     assert_eq!(p.b_msgs.len(), 3);
 }
 
+/// A FORWARD-TSN carries the skipped SSN of at most MAX_RESET_STREAMS
+/// ordered streams; with more abandoned streams the ack point advances in
+/// steps, so every stream's receiver learns its skip and keeps delivering.
+#[test]
+fn forward_tsn_over_more_ordered_streams_than_one_chunk_names() {
+    type Wide = SctpAssociationN<65536, 65536, 24, 128>;
+    const N: u16 = MAX_RESET_STREAMS as u16 + 4;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(46);
+    let mut a = Box::new(Wide::new(config(), Role::Client, &mut rng));
+    let mut b = Box::new(Wide::new(config(), Role::Server, &mut rng));
+    let mut now = Instant::from_secs(1);
+    let mut got = 0;
+    let mut max_streams_named = 0;
+    // Exchange packets without delay until both are quiet; A's DATA is
+    // lost while `drop_data`.
+    let mut shuttle = |a: &mut Wide, b: &mut Wide, now: Instant, drop_data: bool, got: &mut usize| {
+        let mut buf = [0u8; 1500];
+        loop {
+            let mut moved = false;
+            while let Some(n) = a.poll_transmit(now, &mut buf) {
+                moved = true;
+                let (_, chunks) = wire::parse_packet(&buf[..n]).unwrap();
+                let mut has_data = false;
+                for c in chunks.flatten() {
+                    match c {
+                        Chunk::Data(_) => has_data = true,
+                        Chunk::ForwardTsn(f) => max_streams_named = max_streams_named.max(f.stream_ssns().count()),
+                        _ => {}
+                    }
+                }
+                if !(drop_data && has_data) {
+                    let _ = b.handle_receive(now, &buf[..n]);
+                }
+            }
+            while let Some(n) = b.poll_transmit(now, &mut buf) {
+                moved = true;
+                let _ = a.handle_receive(now, &buf[..n]);
+            }
+            while let Some(ev) = b.poll_event() {
+                if let Event::MessageReceived { len, .. } = ev {
+                    let mut m = std::vec![0u8; len];
+                    b.read_message(&mut m).unwrap();
+                    *got += 1;
+                }
+            }
+            while a.poll_event().is_some() {}
+            if !moved {
+                break;
+            }
+        }
+    };
+    a.connect(now);
+    shuttle(&mut a, &mut b, now, false, &mut got);
+    assert!(a.is_established() && b.is_established());
+    let ids: Vec<ChannelId> = (0..N)
+        .map(|k| {
+            let cfg = ChannelConfig {
+                ordered: true,
+                reliability: Reliability::MaxRetransmits(0),
+                negotiated: Some(2 * k),
+                ..ChannelConfig::default()
+            };
+            b.open_channel(now, "w", "", cfg).unwrap();
+            a.open_channel(now, "w", "", cfg).unwrap()
+        })
+        .collect();
+    // One message per stream, all lost; T3 abandons them.
+    for &id in &ids {
+        a.send(now, id, MessageKind::Binary, &[1; 100]).unwrap();
+    }
+    shuttle(&mut a, &mut b, now, true, &mut got);
+    // Then one more per stream, delivered: each needs its stream's skip.
+    let mut sent_second = false;
+    for _ in 0..40 {
+        now = [a.poll_timeout(), b.poll_timeout()].into_iter().flatten().min().unwrap().max(now);
+        a.handle_timeout(now);
+        b.handle_timeout(now);
+        if !sent_second && a.stats().chunks_abandoned >= N as u64 {
+            for &id in &ids {
+                a.send(now, id, MessageKind::Binary, &[2; 100]).unwrap();
+            }
+            sent_second = true;
+        }
+        shuttle(&mut a, &mut b, now, !sent_second, &mut got);
+        if got == N as usize {
+            break;
+        }
+    }
+    assert!(sent_second);
+    assert!(max_streams_named <= MAX_RESET_STREAMS, "{max_streams_named}");
+    assert_eq!(got, N as usize, "every ordered stream moved past its lost message");
+    assert_eq!(a.buffered_amount(), 0);
+}
+
 #[test]
 fn graceful_shutdown_and_abort() {
     let mut p = Pair::new(29);
