@@ -106,6 +106,11 @@ impl PeerDriver {
                         let payload = rx[m.payload_offset..][..m.payload_len].to_vec();
                         self.received.push(ReceivedMedia { info: m, payload });
                     }
+                    // Video held back after a gap (now filled or given up).
+                    while let Some(m) = self.peer.poll_media(&mut rx) {
+                        let payload = rx[m.payload_offset..][..m.payload_len].to_vec();
+                        self.received.push(ReceivedMedia { info: m, payload });
+                    }
                 } else {
                     self.foreign_dropped += 1;
                 }

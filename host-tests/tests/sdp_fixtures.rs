@@ -151,6 +151,40 @@ fn tinyrtc_answers_chromium_offer() {
 }
 
 #[test]
+fn tinyrtc_answers_chromium_offer_with_rtx() {
+    let text = fixture("chromium-offer-av-dc.sdp");
+    let offer = SessionDescription::parse(&text).unwrap();
+    let transport = LocalTransport {
+        ice_ufrag: "tiny",
+        ice_pwd: "tinyrtc-password-012345",
+        fingerprint: Fingerprint::sha256([7; 32]),
+        candidates: &[],
+        end_of_candidates: false,
+        session_id: 1,
+        ice_lite: false,
+    };
+    let src = LocalSource { ssrc: 0x1234, cname: "cam", stream_id: "s", track_id: "v" };
+    let policy = MediaPolicy { video_source: Some(src), video_rtx_ssrc: Some(0x5678), ..MediaPolicy::default() };
+    let (answer, neg) = build_answer(&offer, &transport, &policy).unwrap();
+    let v = neg.media_of(MediaKind::Video).unwrap();
+    assert_eq!(v.codec, Some((CodecChoice::H264ConstrainedBaseline, 108)));
+    // The offer pairs 109 with 108 ("a=fmtp:109 apt=108") and its FID group.
+    assert_eq!(v.rtx_payload_type, Some(109));
+    let (primary, rtx) = offer.media[1].ssrc_group_fid.unwrap();
+    assert_eq!((v.remote_ssrc, v.remote_rtx_ssrc), (Some(primary), Some(rtx)));
+    let mut buf = vec![0u8; 8192];
+    let text = answer.write_str(&mut buf).unwrap();
+    assert!(text.contains("a=rtpmap:109 rtx/90000\r\na=fmtp:109 apt=108\r\n"), "{text}");
+    assert!(text.contains("a=ssrc-group:FID 4660 22136\r\n"), "{text}");
+    assert!(text.contains("a=ssrc:22136 cname:cam\r\n"), "{text}");
+    // Without RTX in the policy the answer has none.
+    let (answer, neg) = build_answer(&offer, &transport, &MediaPolicy::default()).unwrap();
+    assert_eq!(neg.media_of(MediaKind::Video).unwrap().rtx_payload_type, None);
+    let text = answer.write_str(&mut buf).unwrap();
+    assert!(!text.contains("rtx/90000"), "{text}");
+}
+
+#[test]
 fn chromium_candidate_json() {
     let text = fixture("chromium-candidates.jsonl");
     let mut scratch = vec![0u8; 1024];

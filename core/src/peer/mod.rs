@@ -15,6 +15,11 @@
 //! - RTCP: sender/receiver reports every [`PeerConfig::rtcp_interval`] (RTT
 //!   and loss in [`PeerStats`]), PLI on request, PLI/FIR received surface
 //!   as [`PeerEvent::KeyframeRequest`].
+//! - Video loss recovery ([`recovery`]): a send history of `TXH` bytes
+//!   answers NACKs (RTX per RFC 4588 when negotiated, plain otherwise); the
+//!   received video goes through a reordering buffer of `RXB` bytes, with
+//!   NACKs (backoff, give-up) and a PLI when a frame cannot be recovered.
+//!   Packets held after a gap come out of [`PeerN::poll_media`].
 //! - DTLS role from `a=setup` (RFC 8842); the peer's certificate must match
 //!   the SDP fingerprint or the session fails closed.
 //! - Data channels (RFC 8831/8832): SCTP ([`crate::sctp`]) in DTLS
@@ -36,7 +41,9 @@
 //! tests and stated in the README); the DTLS buffers and SRTP stream tables
 //! are its const parameters.
 
+mod gather;
 pub mod ice_lite;
+pub mod recovery;
 mod track;
 
 use core::fmt::Write as _;
@@ -66,6 +73,7 @@ use crate::stun::StunError;
 use crate::time::{Duration, Instant};
 use crate::Transmit;
 
+pub use gather::MAX_REFLEXIVE_CANDIDATES;
 pub use ice_lite::{IceStats, MAX_PWD_LEN, MAX_UFRAG_LEN};
 pub use track::{ntp_from_instant, TrackStats};
 
@@ -101,6 +109,10 @@ pub struct PeerConfig {
     /// agent, as browsers are). `false`: full ICE through [`crate::ice`]
     /// (checks, nomination, consent), needed between two tinyrtc peers.
     pub ice_lite: bool,
+    /// STUN servers asked for server-reflexive candidates in full-ICE mode
+    /// (gathering starts once the descriptions are exchanged; the
+    /// candidates come as [`PeerEvent::LocalCandidate`] for trickling).
+    pub stun_servers: [Option<SocketAddr>; crate::ice::MAX_STUN_SERVERS],
 }
 
 impl PeerConfig {
@@ -118,6 +130,7 @@ impl PeerConfig {
             consent_timeout: Duration::from_secs(30),
             candidates_in_sdp: true,
             ice_lite: true,
+            stun_servers: [None; crate::ice::MAX_STUN_SERVERS],
         }
     }
     /// A viewer: receive-only video, send/receive audio.
@@ -168,6 +181,11 @@ pub use crate::sctp::{ChannelConfig, Reliability};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum PeerEvent {
+    /// A new local candidate (server-reflexive, full-ICE mode) to trickle:
+    /// [`PeerN::local_candidate`] with this index.
+    LocalCandidate {
+        index: usize,
+    },
     /// ICE selected (or re-selected) the remote address.
     IceConnected {
         remote: SocketAddr,
@@ -287,6 +305,15 @@ pub struct MediaPacket {
     pub payload_len: usize,
 }
 
+/// Video send history of the default [`Peer`]: 64 packets of the default
+/// 1200-byte MTU (+18 bytes bookkeeping each) = 77,952 bytes; about 4 s of
+/// 300 kbit/s video. Packets NACKed after they left it are not resent.
+pub const DEFAULT_SEND_HISTORY: usize = 64 * (1200 + crate::rtp::SLOT_OVERHEAD);
+/// Video reordering buffer of the default [`Peer`]: 32 packets of 1200
+/// bytes (+18) = 38,976 bytes. Packets held after a gap wait here for the
+/// retransmission; a gap wider than this is given up.
+pub const DEFAULT_REORDER_BUFFER: usize = 32 * (1200 + crate::rtp::SLOT_OVERHEAD);
+
 /// Data channel send and receive buffer of the default [`Peer`] (bytes
 /// each; also the largest message).
 pub const DEFAULT_CHANNEL_BUFFER: usize = 16384;
@@ -297,7 +324,8 @@ pub const DEFAULT_SCTP_CHUNKS: usize = 32;
 
 /// The default session: DTLS buffers of 2 KB each, 8 SRTP streams per
 /// direction, data channels with 16 KB send/receive buffers, 4 channels and
-/// 32 chunks (see `size_of::<Peer>()`, printed by the `peer` tests).
+/// 32 chunks, a 64-packet video send history and a 32-packet reordering
+/// buffer (see `size_of::<Peer>()`, printed by the `peer` tests).
 pub type Peer = PeerN<
     DEFAULT_HANDSHAKE_BUFFER,
     DEFAULT_FLIGHT_BUFFER,
@@ -306,12 +334,16 @@ pub type Peer = PeerN<
     DEFAULT_CHANNEL_BUFFER,
     DEFAULT_CHANNELS,
     DEFAULT_SCTP_CHUNKS,
+    DEFAULT_SEND_HISTORY,
+    DEFAULT_REORDER_BUFFER,
 >;
 
 /// A WebRTC session. `HS`, `FLIGHT`, `APP`: DTLS reassembly, flight and
 /// application buffers; `STREAMS`: SRTP streams per direction; `CHBUF`:
 /// data channel send and receive buffer bytes (each); `CHANNELS`: data
-/// channels; `CHUNKS`: SCTP chunks tracked each way.
+/// channels; `CHUNKS`: SCTP chunks tracked each way; `TXH`: video send
+/// history bytes, `RXB`: video reordering buffer bytes (each holds
+/// `bytes / (mtu + 18)` packets; 0 turns that side of recovery off).
 pub struct PeerN<
     const HS: usize,
     const FLIGHT: usize,
@@ -320,6 +352,8 @@ pub struct PeerN<
     const CHBUF: usize,
     const CHANNELS: usize,
     const CHUNKS: usize,
+    const TXH: usize,
+    const RXB: usize,
 > {
     config: PeerConfig,
     state: PeerState,
@@ -331,6 +365,8 @@ pub struct PeerN<
     session_id: u64,
     cname: String<16>,
     local_candidates: Vec<(SocketAddr, String<48>), MAX_LOCAL_CANDIDATES>,
+    /// Server-reflexive candidates gathered by the full ICE agent.
+    reflexive: Vec<gather::Reflexive, MAX_REFLEXIVE_CANDIDATES>,
     remote_fingerprint: Option<crate::dtls::Fingerprint>,
     local_setup: Setup,
     dtls: Option<DtlsEndpointN<HS, FLIGHT, APP>>,
@@ -343,6 +379,9 @@ pub struct PeerN<
     audio: Option<Track>,
     video_ssrc: u32,
     audio_ssrc: u32,
+    /// Our RTX SSRC for video retransmissions (RFC 4588).
+    video_rtx_ssrc: u32,
+    recovery: recovery::Recovery<TXH, RXB>,
     seq_seeds: [u16; 2],
     next_rtcp: Option<Instant>,
     connected_at: Option<Instant>,
@@ -361,7 +400,9 @@ impl<
         const CHBUF: usize,
         const CHANNELS: usize,
         const CHUNKS: usize,
-    > core::fmt::Debug for PeerN<HS, FLIGHT, APP, STREAMS, CHBUF, CHANNELS, CHUNKS>
+        const TXH: usize,
+        const RXB: usize,
+    > core::fmt::Debug for PeerN<HS, FLIGHT, APP, STREAMS, CHBUF, CHANNELS, CHUNKS, TXH, RXB>
 {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Peer").field("state", &self.state).field("selected", &self.ice.selected).finish()
@@ -396,7 +437,9 @@ impl<
         const CHBUF: usize,
         const CHANNELS: usize,
         const CHUNKS: usize,
-    > PeerN<HS, FLIGHT, APP, STREAMS, CHBUF, CHANNELS, CHUNKS>
+        const TXH: usize,
+        const RXB: usize,
+    > PeerN<HS, FLIGHT, APP, STREAMS, CHBUF, CHANNELS, CHUNKS, TXH, RXB>
 {
     /// A new session with a freshly generated DTLS identity (ECDSA P-256).
     pub fn new<R: RngCore + CryptoRng>(config: PeerConfig, rng: &mut R) -> Self {
@@ -419,6 +462,7 @@ impl<
             session_id: rng.next_u64() >> 2,
             cname,
             local_candidates: Vec::new(),
+            reflexive: Vec::new(),
             remote_fingerprint: None,
             local_setup: Setup::Active,
             dtls: None,
@@ -430,6 +474,8 @@ impl<
             audio: None,
             video_ssrc: rng.next_u32() | 1,
             audio_ssrc: rng.next_u32() | 2,
+            video_rtx_ssrc: rng.next_u32() | 4,
+            recovery: recovery::Recovery::new(),
             seq_seeds: [rng.next_u32() as u16 & 0x7fff, rng.next_u32() as u16 & 0x7fff],
             next_rtcp: None,
             connected_at: None,
@@ -457,9 +503,12 @@ impl<
     }
 
     /// Local candidate `i` in SDP form (for trickling with
-    /// [`sdp::signaling::write_candidate`]).
+    /// [`sdp::signaling::write_candidate`]): the host candidates in the
+    /// order added, then the server-reflexive ones as gathered.
     pub fn local_candidate(&self, i: usize) -> Option<Candidate<'_>> {
-        let (addr, ip) = self.local_candidates.get(i)?;
+        let Some((addr, ip)) = self.local_candidates.get(i) else {
+            return self.reflexive.get(i - self.local_candidates.len()).map(|r| r.candidate());
+        };
         const FOUNDATIONS: [&str; MAX_LOCAL_CANDIDATES] = ["1", "2", "3", "4"];
         let pref = 65535u16.saturating_sub(i as u16);
         Some(Candidate::host(FOUNDATIONS.get(i).copied().unwrap_or("9"), ip.as_str(), addr.port(), pref))
@@ -498,6 +547,7 @@ impl<
                 track_id: "audio",
             }),
             preferred_setup: Setup::Active,
+            video_rtx_ssrc: Some(self.video_rtx_ssrc).filter(|_| TXH > 0 || RXB > 0),
         }
     }
 
@@ -577,7 +627,7 @@ impl<
         self.ice.remote_pwd = neg.pwd.clone();
         self.remote_fingerprint = Some(fp);
         self.local_setup = neg.local_setup;
-        let mtu = usize::from(self.config.mtu).saturating_sub(SRTP_MAX_OVERHEAD);
+        let media_mtu = usize::from(self.config.mtu).saturating_sub(SRTP_MAX_OVERHEAD);
         self.datachannel = neg.media.iter().find(|m| m.kind == MediaKind::Application).map(|m| {
             (
                 m.remote_sctp_port.unwrap_or(5000),
@@ -586,6 +636,8 @@ impl<
         });
         for m in &neg.media {
             let Some((codec, pt)) = m.codec else { continue };
+            // Room for the RTX original sequence number in retransmissions.
+            let mtu = media_mtu.saturating_sub(if m.rtx_payload_type.is_some() { recovery::RTX_OVERHEAD } else { 0 });
             let (slot, ssrc, seed) = match m.kind {
                 MediaKind::Video => (&mut self.video, self.video_ssrc, self.seq_seeds[0]),
                 MediaKind::Audio => (&mut self.audio, self.audio_ssrc, self.seq_seeds[1]),
@@ -606,6 +658,18 @@ impl<
                 stats: TrackStats { active: true, ..TrackStats::default() },
                 pli_pending: false,
             });
+            if m.kind == MediaKind::Video {
+                if let Some(t) = self.video.as_ref() {
+                    self.recovery.configure(
+                        t,
+                        m.rtx_payload_type,
+                        self.video_rtx_ssrc,
+                        m.remote_rtx_ssrc,
+                        rng.next_u32() as u16 & 0x7fff,
+                        usize::from(self.config.mtu),
+                    );
+                }
+            }
         }
         if !self.config.ice_lite {
             let creds =
@@ -614,6 +678,9 @@ impl<
             let mut agent = crate::ice::IceAgent::new(crate::ice::IceConfig::default(), controlling, creds, rng);
             for (addr, _) in &self.local_candidates {
                 agent.add_local_candidate(*addr).map_err(PeerError::Ice)?;
+            }
+            for server in self.config.stun_servers.into_iter().flatten() {
+                agent.add_stun_server(server).map_err(PeerError::Ice)?;
             }
             agent.set_remote_credentials(&neg.ufrag, &neg.pwd).map_err(PeerError::Ice)?;
             for c in &neg.candidates {
@@ -701,7 +768,7 @@ impl<
                     self.receive_rtcp(now, datagram)?;
                     Ok(None)
                 } else {
-                    self.receive_rtp(datagram)
+                    self.receive_rtp(now, datagram)
                 }
             }
             _ => {
@@ -719,6 +786,14 @@ impl<
             match e {
                 crate::ice::IceEvent::SelectedPairChanged { remote, .. } => selected = Some(remote),
                 crate::ice::IceEvent::StateChanged(crate::ice::IceState::Failed) => failed = true,
+                crate::ice::IceEvent::CandidateGathered(c) => {
+                    if let Some(r) = gather::Reflexive::from_gathered(&c) {
+                        if !self.reflexive.iter().any(|o| o.addr == r.addr) && self.reflexive.push(r).is_ok() {
+                            let index = self.local_candidates.len() + self.reflexive.len() - 1;
+                            let _ = self.events.push_back(PeerEvent::LocalCandidate { index });
+                        }
+                    }
+                }
                 _ => {}
             }
         }
@@ -792,7 +867,7 @@ impl<
         }
     }
 
-    fn receive_rtp(&mut self, datagram: &mut [u8]) -> Result<Option<MediaPacket>, PeerError> {
+    fn receive_rtp(&mut self, now: Instant, datagram: &mut [u8]) -> Result<Option<MediaPacket>, PeerError> {
         let Some(rx) = self.srtp_rx.as_mut() else {
             self.datagrams_dropped += 1;
             return Ok(None);
@@ -807,6 +882,9 @@ impl<
         let pkt =
             RtpPacket::new_checked(datagram.get(..len).ok_or(PeerError::UnknownPacket)?).map_err(PeerError::Rtp)?;
         let (ssrc, pt) = (pkt.ssrc(), pkt.payload_type());
+        if self.video.as_ref().is_some_and(|t| t.remote_ssrc != Some(ssrc)) && self.recovery.is_remote_rtx(pt) {
+            return Ok(self.receive_video(now, datagram.get(..len).unwrap_or(&[]), true));
+        }
         let track = [self.video.as_mut(), self.audio.as_mut()]
             .into_iter()
             .flatten()
@@ -821,6 +899,9 @@ impl<
             return Ok(None);
         }
         track.remote_ssrc = Some(ssrc);
+        if track.kind == MediaKind::Video {
+            return Ok(self.receive_video(now, datagram.get(..len).unwrap_or(&[]), false));
+        }
         let payload_offset = pkt.header_len();
         let payload_len = pkt.payload().len();
         track.on_rtp(pkt.sequence_number(), payload_len);
@@ -849,6 +930,7 @@ impl<
                 return Err(PeerError::Srtp(e));
             }
         };
+        self.recovery.on_rtcp(now, datagram.get(..len).unwrap_or(&[]));
         let mut keyframe: [bool; 2] = [false; 2];
         for p in CompoundIter::new(datagram.get(..len).unwrap_or(&[])) {
             let Ok(p) = p else { break };
@@ -1033,7 +1115,7 @@ impl<
         kind: MediaKind,
         frame: &'f [u8],
         timestamp: u32,
-    ) -> Result<MediaWriter<'p, 'f, STREAMS>, PeerError> {
+    ) -> Result<MediaWriter<'p, 'f, STREAMS, TXH>, PeerError> {
         let destination = self.ice.selected.ok_or(PeerError::NotSending)?;
         let srtp = self.srtp_tx.as_mut().ok_or(PeerError::NotSending)?;
         let track = match kind {
@@ -1055,10 +1137,13 @@ impl<
             CodecChoice::Opus => AnyPayloader::Opus(OpusPayloader::new(frame)),
             CodecChoice::Pcmu | CodecChoice::Pcma => AnyPayloader::G711(G711Payloader::new(frame, 160)),
         };
+        let history = if kind == MediaKind::Video { self.recovery.history() } else { None };
         Ok(MediaWriter {
             packets: track.packetizer.frame(payloader, timestamp),
             srtp,
             stats: &mut track.stats,
+            history,
+            now,
             destination,
         })
     }
@@ -1095,6 +1180,9 @@ impl<
             }
         }
         if self.state == PeerState::Connected {
+            if let Some(len) = self.write_recovery(now, buf) {
+                return Some(Transmit { source: None, destination, len });
+            }
             if let Some(len) = self.write_rtcp(now, buf) {
                 return Some(Transmit { source: None, destination, len });
             }
@@ -1175,7 +1263,8 @@ impl<
             .last_check
             .filter(|_| self.connected_at.is_some() && self.agent.is_none())
             .map(|t| t + self.config.consent_timeout);
-        [agent, dtls, sctp, self.next_rtcp, consent].into_iter().flatten().min()
+        let recovery = self.recovery.poll_timeout().filter(|_| self.state == PeerState::Connected);
+        [agent, dtls, sctp, self.next_rtcp, consent, recovery].into_iter().flatten().min()
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
@@ -1190,6 +1279,7 @@ impl<
         if let Some(a) = self.sctp.as_mut() {
             a.handle_timeout(now);
         }
+        self.recovery.handle_timeout(now);
         if self.connected_at.is_some() && self.agent.is_none() {
             if let Some(last) = self.ice.last_check {
                 if now >= last + self.config.consent_timeout {
@@ -1213,7 +1303,7 @@ impl<
             selected_remote: self.ice.selected,
             nominated: self.ice.nominated,
             ice: self.ice.stats,
-            video: self.video.as_ref().map(|t| t.stats).unwrap_or_default(),
+            video: self.video.as_ref().map(|t| self.recovery.add_counters(t.stats)).unwrap_or_default(),
             audio: self.audio.as_ref().map(|t| t.stats).unwrap_or_default(),
             srtp_dropped: self.srtp_dropped,
             datagrams_dropped: self.datagrams_dropped,
@@ -1300,14 +1390,17 @@ impl Payloader for AnyPayloader<'_> {
 /// The SRTP datagrams of one frame, written one at a time.
 #[allow(private_interfaces)]
 #[derive(Debug)]
-pub struct MediaWriter<'p, 'f, const STREAMS: usize> {
+pub struct MediaWriter<'p, 'f, const STREAMS: usize, const TXH: usize> {
     packets: FramePackets<'p, AnyPayloader<'f>>,
     srtp: &'p mut SrtpContextN<STREAMS>,
     stats: &'p mut TrackStats,
+    /// The video send history (NACK answers), when recovery is on.
+    history: Option<&'p mut crate::rtp::sender::RtpSender<[u8; TXH]>>,
+    now: Instant,
     destination: SocketAddr,
 }
 
-impl<const STREAMS: usize> MediaWriter<'_, '_, STREAMS> {
+impl<const STREAMS: usize, const TXH: usize> MediaWriter<'_, '_, STREAMS, TXH> {
     /// Write the next protected packet into `buf` (at least the MTU);
     /// `None` when the frame is done.
     pub fn next_packet(&mut self, buf: &mut [u8]) -> Option<Result<Transmit, PeerError>> {
@@ -1316,6 +1409,9 @@ impl<const STREAMS: usize> MediaWriter<'_, '_, STREAMS> {
             Err(e) => return Some(Err(PeerError::Rtp(e))),
         };
         let payload = RtpPacket::new_checked(&buf[..len]).map(|p| p.payload().len()).unwrap_or(0);
+        if let Some(h) = self.history.as_mut() {
+            let _ = h.handle_sent(self.now, &buf[..len]);
+        }
         match self.srtp.protect_rtp(buf, len) {
             Ok(n) => {
                 self.stats.packets_sent += 1;

@@ -35,8 +35,19 @@ pub struct TrackStats {
     pub keyframe_requests_received: u32,
     /// PLI sent for the stream we receive.
     pub keyframe_requests_sent: u32,
-    /// NACKed sequence numbers received (retransmission is not implemented).
+    /// NACKed sequence numbers received.
     pub nacks_received: u32,
+    /// Packets retransmitted in answer to NACKs (RTX or plain).
+    pub retransmissions_sent: u32,
+    /// NACKed packets no longer (or never) in the send history.
+    pub retransmit_misses: u32,
+    /// NACKed sequence numbers sent for the stream we receive.
+    pub nacks_sent: u32,
+    /// RTX retransmissions received that filled a gap (plain ones count
+    /// as late originals).
+    pub retransmissions_received: u32,
+    /// Packets of the stream we receive given up (never delivered).
+    pub packets_given_up: u32,
 }
 
 #[derive(Debug, Clone, Copy, Default)]

@@ -26,6 +26,7 @@ pub mod receiver;
 pub mod sender;
 pub mod seq;
 mod store;
+pub use store::SLOT_OVERHEAD;
 pub mod vp8;
 pub mod wire;
 

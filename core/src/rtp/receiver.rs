@@ -70,6 +70,9 @@ pub struct ReceiverConfig {
     pub rtx_original_payload_type: u8,
     pub cname: heapless::Vec<u8, MAX_CNAME>,
     pub rtcp_interval: Duration,
+    /// Write receiver reports (default true; false when the owner sends
+    /// its own, as the `Peer` does).
+    pub send_reports: bool,
     /// Send NACKs at all (default true).
     pub nack: bool,
     pub max_nack_attempts: u8,
@@ -96,6 +99,7 @@ impl ReceiverConfig {
             rtx_original_payload_type: 0,
             cname: heapless::Vec::new(),
             rtcp_interval: Duration::from_secs(1),
+            send_reports: true,
             nack: true,
             max_nack_attempts: 10,
             give_up_after: Duration::from_secs(1),
@@ -117,6 +121,20 @@ pub enum ReceiverEvent {
     SenderReport { ntp_time: NtpTime, rtp_time: u32 },
     /// The sender said BYE.
     Bye,
+}
+
+/// What became of a packet given to [`RtpReceiver::handle_rtp_in_place`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Arrival {
+    /// The next packet in sequence order: the caller uses it where it is
+    /// (not copied). `seq` is its sequence number; with `rtx` it came in
+    /// RTX form (the original payload starts 2 bytes into the RTP payload).
+    InOrder { seq: u16, rtx: bool },
+    /// Held in the reordering buffer for [`RtpReceiver::poll_packet`].
+    Buffered,
+    /// Already delivered or held, or older than what was delivered.
+    Duplicate,
 }
 
 /// Statistics (plain data).
@@ -228,6 +246,12 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> RtpReceiver<B> {
         self.pli_pending = true;
     }
 
+    /// The RTX stream of the received SSRC, when learned after creation
+    /// (e.g. from the first RTX packet when SDP named no FID group).
+    pub fn set_rtx(&mut self, rtx: RtxConfig) {
+        self.config.rtx = Some(rtx);
+    }
+
     /// A keyframe arrived (the owner's decoder saw one): stop repeating
     /// PLIs. Calling it once makes the receiver repeat PLIs until the
     /// next call, also with [`KeyframeDetect::None`].
@@ -238,10 +262,14 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> RtpReceiver<B> {
 
     fn is_keyframe_start(&self, packet: &[u8]) -> bool {
         let Ok(p) = RtpPacket::new_checked(packet) else { return false };
+        self.is_keyframe_payload(p.payload())
+    }
+
+    fn is_keyframe_payload(&self, payload: &[u8]) -> bool {
         match self.config.keyframe_detect {
-            KeyframeDetect::H264 => super::h264::payload_is_keyframe(p.payload()),
-            KeyframeDetect::Vp8 => match super::vp8::Vp8Descriptor::parse(p.payload()) {
-                Ok(d) => d.starts_frame() && p.payload().get(d.len).is_some_and(|b| b & 1 == 0),
+            KeyframeDetect::H264 => super::h264::payload_is_keyframe(payload),
+            KeyframeDetect::Vp8 => match super::vp8::Vp8Descriptor::parse(payload) {
+                Ok(d) => d.starts_frame() && payload.get(d.len).is_some_and(|b| b & 1 == 0),
                 Err(_) => false,
             },
             KeyframeDetect::None => false,
@@ -256,8 +284,20 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> RtpReceiver<B> {
     }
 
     /// Process one RTP packet (already SRTP-unprotected) of this stream or
-    /// its RTX stream.
+    /// its RTX stream; packets come out of [`poll_packet`](Self::poll_packet).
     pub fn handle_rtp(&mut self, now: Instant, packet: &[u8]) -> Result<(), Error> {
+        self.accept(now, packet, false).map(|_| ())
+    }
+
+    /// Like [`handle_rtp`](Self::handle_rtp), but the next packet in
+    /// sequence order is not copied: [`Arrival::InOrder`] tells the caller
+    /// to use it in place. Packets after a gap are held as usual; drain
+    /// [`poll_packet`](Self::poll_packet) after each call.
+    pub fn handle_rtp_in_place(&mut self, now: Instant, packet: &[u8]) -> Result<Arrival, Error> {
+        self.accept(now, packet, true)
+    }
+
+    fn accept(&mut self, now: Instant, packet: &[u8], in_place: bool) -> Result<Arrival, Error> {
         let p = RtpPacket::new_checked(packet)?;
         let is_rtx = match self.config.rtx {
             Some(r) if p.ssrc() == r.ssrc && p.payload_type() == r.payload_type => true,
@@ -274,10 +314,10 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> RtpReceiver<B> {
             (p.sequence_number(), 0)
         };
         let len = p.header_len() + p.payload().len() - extra;
-        if len > self.store.max_packet() {
+        if len > self.store.max_packet() && !in_place {
             return Err(Error::BufferTooSmall);
         }
-        if self.next_report.is_none() {
+        if self.next_report.is_none() && self.config.send_reports {
             self.next_report = Some(now + self.config.rtcp_interval);
         }
         let prev_high = self.unwrap.highest();
@@ -289,7 +329,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> RtpReceiver<B> {
         let next = self.next_deliver.unwrap_or(ext);
         if ext < next || self.store.contains(ext) {
             self.stats.duplicates = self.stats.duplicates.saturating_add(1);
-            return Ok(());
+            return Ok(Arrival::Duplicate);
         }
         self.stats.packets_received = self.stats.packets_received.saturating_add(1);
         self.received = self.received.saturating_add(1);
@@ -344,6 +384,16 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> RtpReceiver<B> {
             }
         }
         self.missing.retain(|m| m.ext != ext);
+        if in_place && self.next_deliver == Some(ext) {
+            if self.pli_pending && self.is_keyframe_payload(p.payload().get(extra..).unwrap_or(&[])) {
+                self.pli_pending = false;
+            }
+            self.next_deliver = Some(ext + 1);
+            return Ok(Arrival::InOrder { seq, rtx: is_rtx });
+        }
+        if len > self.store.max_packet() {
+            return Err(Error::BufferTooSmall);
+        }
         if let Some(slot) = self.store.slot_for(ext) {
             let h = p.header_len();
             slot[..h].copy_from_slice(&packet[..h]);
@@ -356,7 +406,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> RtpReceiver<B> {
             slot[h..len].copy_from_slice(&p.payload()[extra..]);
             self.store.commit(ext, len, now.as_micros());
         }
-        Ok(())
+        Ok(Arrival::Buffered)
     }
 
     fn give_up(&mut self, now: Instant, ext: u64) {

@@ -67,6 +67,9 @@ pub struct SenderConfig {
     pub cname: heapless::Vec<u8, MAX_CNAME>,
     /// Time between sender reports (default 1 s).
     pub rtcp_interval: Duration,
+    /// Write sender reports (default true; false when the owner sends its
+    /// own, as the `Peer` does).
+    pub send_reports: bool,
     /// Keyframe requests closer than this to the last one surfaced are
     /// collapsed into it (default 500 ms).
     pub keyframe_request_interval: Duration,
@@ -85,6 +88,7 @@ impl SenderConfig {
             rtx_initial_seq: 0,
             cname: heapless::Vec::new(),
             rtcp_interval: Duration::from_secs(1),
+            send_reports: true,
             keyframe_request_interval: Duration::from_millis(500),
             min_retransmit_interval: Duration::from_millis(10),
             max_packet: DEFAULT_MAX_PACKET,
@@ -235,7 +239,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> RtpSender<B> {
         self.stats.packets_sent = self.stats.packets_sent.wrapping_add(1);
         self.stats.octets_sent = self.stats.octets_sent.wrapping_add(p.payload().len() as u32);
         self.last_rtp = Some((p.timestamp(), now));
-        if self.next_report.is_none() {
+        if self.next_report.is_none() && self.config.send_reports {
             self.next_report = Some(now);
         }
         let ext = self.unwrap.unwrap(p.sequence_number());

@@ -3,8 +3,16 @@
 //! browser offer (codec choice = our preference order intersected with
 //! theirs, keeping their payload types) and reading the answer to our offer.
 //!
-//! Left out: renegotiation, simulcast/RID, RTX/RED/FEC negotiation, more
-//! than one codec per section in answers, non-BUNDLE transports.
+//! RTX (RFC 4588 section 8): with [`MediaPolicy::video_rtx_ssrc`] set, each
+//! offered video codec is followed by an `rtx` format (`a=fmtp:<pt>
+//! apt=<codec pt>`), an answer keeps the offer's `rtx` format of the chosen
+//! codec, and a sending section announces `a=ssrc-group:FID <ssrc> <rtx
+//! ssrc>`; the outcome is [`NegotiatedMedia::rtx_payload_type`] and
+//! [`NegotiatedMedia::remote_rtx_ssrc`].
+//!
+//! Left out: renegotiation, simulcast/RID, RED/FEC negotiation, more
+//! than one codec per section in answers (besides its `rtx`), non-BUNDLE
+//! transports.
 
 use super::wire::{
     Candidate, Codec, Direction, Feedback, Fingerprint, MediaDescription, MediaKind, Msid, Origin, SessionDescription,
@@ -87,6 +95,33 @@ impl CodecChoice {
         Codec { payload_type: pt, name, clock_rate, channels, fmtp, feedback }
     }
 
+    /// Payload type of the `rtx` format we offer for this codec (video).
+    pub fn default_rtx_payload_type(self) -> u8 {
+        match self {
+            CodecChoice::H264ConstrainedBaseline => 107,
+            CodecChoice::H264Baseline => 108,
+            CodecChoice::Vp8 => 97,
+            _ => 0,
+        }
+    }
+
+    /// The `rtx` format we offer for this codec (RFC 4588 section 8.6).
+    fn offer_rtx_codec(self) -> Codec<'static> {
+        let fmtp = match self {
+            CodecChoice::H264ConstrainedBaseline => "apt=102",
+            CodecChoice::H264Baseline => "apt=103",
+            _ => "apt=96",
+        };
+        Codec {
+            payload_type: self.default_rtx_payload_type(),
+            name: "rtx",
+            clock_rate: 90000,
+            channels: 0,
+            fmtp: Some(fmtp),
+            feedback: Feedback::NONE,
+        }
+    }
+
     /// Conventional payload type for offers (static ones for G.711).
     pub fn default_payload_type(self) -> u8 {
         match self {
@@ -164,6 +199,9 @@ pub struct MediaPolicy<'a> {
     /// DTLS role when the remote says `actpass` (answers only):
     /// `Active` (client, the JSEP recommendation) or `Passive`.
     pub preferred_setup: Setup,
+    /// Offer/accept RTX (RFC 4588) for video; our retransmissions use this
+    /// SSRC. `None`: no `rtx` formats (retransmissions, if any, are plain).
+    pub video_rtx_ssrc: Option<u32>,
 }
 
 impl Default for MediaPolicy<'_> {
@@ -179,6 +217,7 @@ impl Default for MediaPolicy<'_> {
             video_source: None,
             audio_source: None,
             preferred_setup: Setup::Active,
+            video_rtx_ssrc: None,
         }
     }
 }
@@ -202,6 +241,10 @@ pub struct NegotiatedMedia<'a> {
     /// Remote SCTP port (data channel).
     pub remote_sctp_port: Option<u16>,
     pub remote_max_message_size: Option<u32>,
+    /// Payload type of the negotiated `rtx` format of `codec` (RFC 4588).
+    pub rtx_payload_type: Option<u8>,
+    /// The remote's RTX SSRC (`a=ssrc-group:FID <remote_ssrc> <rtx>`).
+    pub remote_rtx_ssrc: Option<u32>,
 }
 
 /// Everything the session needs from a completed offer/answer.
@@ -247,11 +290,28 @@ fn add_candidates<'a>(m: &mut MediaDescription<'a>, t: &LocalTransport<'a>) {
     m.end_of_candidates = t.end_of_candidates;
 }
 
-fn add_source<'a>(m: &mut MediaDescription<'a>, src: Option<LocalSource<'a>>) {
+/// Our SSRC (and with `rtx`, the RTX SSRC in an FID group) of a sending section.
+fn add_source<'a>(m: &mut MediaDescription<'a>, src: Option<LocalSource<'a>>, rtx: Option<u32>) {
     if let (Some(s), true) = (src, m.direction.sends()) {
         m.msid = Some(Msid { stream: s.stream_id, track: s.track_id });
         let _ = m.ssrcs.push(SsrcInfo { ssrc: s.ssrc, cname: Some(s.cname) });
+        if let Some(r) = rtx {
+            m.ssrc_group_fid = Some((s.ssrc, r));
+            let _ = m.ssrcs.push(SsrcInfo { ssrc: r, cname: Some(s.cname) });
+        }
     }
+}
+
+/// The `rtx` format of `codecs` restoring payload type `apt`.
+fn rtx_for<'c, 'a>(codecs: &'c [Codec<'a>], apt: u8) -> Option<&'c Codec<'a>> {
+    codecs.iter().find(|c| {
+        c.name.eq_ignore_ascii_case("rtx") && c.fmtp_param("apt").and_then(|v| v.parse::<u8>().ok()) == Some(apt)
+    })
+}
+
+/// The remote RTX SSRC paired with `primary` by `a=ssrc-group:FID`.
+fn remote_rtx_ssrc(m: &MediaDescription<'_>, primary: Option<u32>) -> Option<u32> {
+    m.ssrc_group_fid.filter(|(p, _)| Some(*p) == primary).map(|(_, r)| r)
 }
 
 /// Build an offer: one video section (if `policy.video_codecs` is not
@@ -274,12 +334,16 @@ pub fn build_offer<'a>(transport: &LocalTransport<'a>, policy: &MediaPolicy<'a>)
         let mut m = MediaDescription::new(kind);
         m.direction = direction;
         m.rtcp_rsize = true;
+        let rtx = if kind == MediaKind::Video { policy.video_rtx_ssrc } else { None };
         for c in codecs.iter().filter(|c| c.kind() == kind) {
             if m.codecs.push(c.offer_codec(c.default_payload_type(), policy.feedback)).is_err() {
                 m.truncated = true;
             }
+            if rtx.is_some() && m.codecs.push(c.offer_rtx_codec()).is_err() {
+                m.truncated = true;
+            }
         }
-        add_source(&mut m, source);
+        add_source(&mut m, source, rtx);
         let _ = sd.media.push(m);
     }
     if policy.datachannel {
@@ -371,9 +435,15 @@ pub fn build_answer<'a>(
                     let fb = theirs.feedback.intersection(policy.feedback);
                     let codec = Codec { feedback: fb, ..theirs };
                     let _ = m.codecs.push(codec);
+                    let rtx = if om.kind == MediaKind::Video { policy.video_rtx_ssrc } else { None };
+                    let rtx_codec = rtx.and(rtx_for(&om.codecs, theirs.payload_type)).copied();
+                    if let Some(r) = rtx_codec {
+                        let _ = m.codecs.push(r);
+                    }
                     let dir = om.direction.reverse();
                     m.direction = Direction::from_flags(dir.sends() && want.sends(), dir.receives() && want.receives());
-                    add_source(&mut m, source);
+                    add_source(&mut m, source, rtx.filter(|_| rtx_codec.is_some()));
+                    let remote_ssrc = om.ssrcs.first().map(|s| s.ssrc);
                     accepted = Some(NegotiatedMedia {
                         index: i as u8,
                         kind: om.kind,
@@ -381,9 +451,11 @@ pub fn build_answer<'a>(
                         codec: Some((choice, theirs.payload_type)),
                         direction: m.direction,
                         feedback: fb,
-                        remote_ssrc: om.ssrcs.first().map(|s| s.ssrc),
+                        remote_ssrc,
                         remote_sctp_port: None,
                         remote_max_message_size: None,
+                        rtx_payload_type: rtx_codec.map(|c| c.payload_type),
+                        remote_rtx_ssrc: rtx_codec.and(remote_rtx_ssrc(om, remote_ssrc)),
                     });
                 }
             }
@@ -401,6 +473,8 @@ pub fn build_answer<'a>(
                     remote_ssrc: None,
                     remote_sctp_port: Some(om.sctp_port.unwrap_or(5000)),
                     remote_max_message_size: om.max_message_size,
+                    rtx_payload_type: None,
+                    remote_rtx_ssrc: None,
                 });
             }
             _ => {}
@@ -472,6 +546,8 @@ pub fn accept_answer<'a>(
             remote_ssrc: am.ssrcs.first().map(|s| s.ssrc),
             remote_sctp_port: None,
             remote_max_message_size: None,
+            rtx_payload_type: None,
+            remote_rtx_ssrc: None,
         };
         if am.kind.is_rtp() {
             let ac = am.codecs.first().ok_or(NegotiationError::UnknownCodec)?;
@@ -480,6 +556,13 @@ pub fn accept_answer<'a>(
             let choice = prefs.iter().find(|p| p.matches(oc)).ok_or(NegotiationError::UnknownCodec)?;
             nm.codec = Some((*choice, ac.payload_type));
             nm.feedback = ac.feedback.intersection(policy.feedback);
+            if am.kind == MediaKind::Video && policy.video_rtx_ssrc.is_some() {
+                // Their rtx format for the codec, one we offered too.
+                let rtx = rtx_for(&am.codecs, ac.payload_type)
+                    .filter(|r| rtx_for(&om.codecs, ac.payload_type).is_some_and(|o| o.payload_type == r.payload_type));
+                nm.rtx_payload_type = rtx.map(|r| r.payload_type);
+                nm.remote_rtx_ssrc = rtx.and(remote_rtx_ssrc(am, nm.remote_ssrc));
+            }
             // Our direction: what we offered, limited by what they accepted.
             let theirs = am.direction.reverse();
             nm.direction = Direction::from_flags(

@@ -220,6 +220,50 @@ fn camera_offer_answer_round() {
 }
 
 #[test]
+fn rtx_offer_answer_round() {
+    let src = |ssrc| Some(LocalSource { ssrc, cname: "c", stream_id: "s", track_id: "v" });
+    let cam = MediaPolicy {
+        video_direction: Direction::SendOnly,
+        video_source: src(1111),
+        video_rtx_ssrc: Some(1112),
+        ..MediaPolicy::default()
+    };
+    let offer = build_offer(&local("camu", &[], 1), &cam);
+    let mut buf = [0u8; 4096];
+    let text = offer.write_str(&mut buf).unwrap();
+    assert!(text.contains("m=video 9 UDP/TLS/RTP/SAVPF 102 107 103 108 96 97\r\n"), "{text}");
+    assert!(text.contains("a=rtpmap:107 rtx/90000\r\na=fmtp:107 apt=102\r\n"), "{text}");
+    assert!(text.contains("a=ssrc-group:FID 1111 1112\r\n"), "{text}");
+    assert!(!text.contains("a=rtpmap:111 rtx"), "no RTX for audio");
+    let parsed_offer = SessionDescription::parse(text).unwrap();
+    // A receive-only viewer that does RTX: keeps the rtx of its pick (VP8).
+    let viewer = MediaPolicy {
+        video_codecs: &[CodecChoice::Vp8],
+        video_direction: Direction::RecvOnly,
+        video_rtx_ssrc: Some(2222),
+        ..MediaPolicy::default()
+    };
+    let (answer, neg) = build_answer(&parsed_offer, &local("view", &[], 2), &viewer).unwrap();
+    let v = neg.media_of(MediaKind::Video).unwrap();
+    assert_eq!((v.codec, v.rtx_payload_type), (Some((CodecChoice::Vp8, 96)), Some(97)));
+    assert_eq!((v.remote_ssrc, v.remote_rtx_ssrc), (Some(1111), Some(1112)));
+    let mut abuf = [0u8; 4096];
+    let atext = answer.write_str(&mut abuf).unwrap();
+    assert!(atext.contains("m=video 9 UDP/TLS/RTP/SAVPF 96 97\r\n"), "{atext}");
+    assert!(!atext.contains("ssrc-group"), "a receive-only section announces no SSRC");
+    let cam_neg = accept_answer(&parsed_offer, &SessionDescription::parse(atext).unwrap(), &cam).unwrap();
+    let v = cam_neg.media_of(MediaKind::Video).unwrap();
+    assert_eq!((v.codec, v.rtx_payload_type), (Some((CodecChoice::Vp8, 96)), Some(97)));
+    // An answer without rtx: plain retransmission.
+    let plain = MediaPolicy { video_rtx_ssrc: None, ..viewer };
+    let (answer, _) = build_answer(&parsed_offer, &local("view", &[], 2), &plain).unwrap();
+    let mut pbuf = [0u8; 4096];
+    let atext = answer.write_str(&mut pbuf).unwrap();
+    let cam_neg = accept_answer(&parsed_offer, &SessionDescription::parse(atext).unwrap(), &cam).unwrap();
+    assert_eq!(cam_neg.media_of(MediaKind::Video).unwrap().rtx_payload_type, None);
+}
+
+#[test]
 fn answer_rejects_what_it_cannot_do() {
     let sd = SessionDescription::parse(FIREFOX_LIKE).unwrap();
     let policy = MediaPolicy { audio_codecs: &[CodecChoice::Pcma], ..MediaPolicy::default() };
