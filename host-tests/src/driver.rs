@@ -121,6 +121,10 @@ impl PeerDriver {
         let now = self.now();
         if self.peer.poll_timeout().is_some_and(|t| t <= now) {
             self.peer.handle_timeout(now);
+            while let Some(m) = self.peer.poll_media(&mut rx) {
+                let payload = rx[m.payload_offset..][..m.payload_len].to_vec();
+                self.received.push(ReceivedMedia { info: m, payload });
+            }
         }
         self.flush()
     }

@@ -116,6 +116,19 @@ impl TinyHost {
         }
         v
     }
+    /// Video the peer held back after a gap (filled or given up since).
+    fn drain_media(&mut self) {
+        let mut buf = [0u8; 1500];
+        while let Some(m) = self.peer.poll_media(&mut buf) {
+            self.media.push(Received {
+                kind: m.kind,
+                seq: m.sequence_number,
+                timestamp: m.timestamp,
+                marker: m.marker,
+                payload: buf[m.payload_offset..][..m.payload_len].to_vec(),
+            });
+        }
+    }
     fn drain_events(&mut self) {
         while let Some(e) = self.peer.poll_event() {
             self.events.push(e);
@@ -135,6 +148,7 @@ impl Node for TinyHost {
                 payload: d[m.payload_offset..][..m.payload_len].to_vec(),
             });
         }
+        self.drain_media();
         self.drain_events();
     }
     fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit> {
@@ -151,6 +165,7 @@ impl Node for TinyHost {
     }
     fn handle_timeout(&mut self, now: Instant) {
         self.peer.handle_timeout(now);
+        self.drain_media();
         self.drain_events();
     }
 }

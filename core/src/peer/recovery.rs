@@ -30,6 +30,12 @@ use super::track::Track;
 /// was seen.
 pub const GIVE_UP_AFTER: Duration = Duration::from_millis(1000);
 
+/// The first received video packets are held this long, so that packets
+/// overtaken by the first one to arrive (jitter) are still handed out in
+/// order; delivery then starts from [`PeerN::handle_timeout`](super::PeerN::handle_timeout)
+/// through [`PeerN::poll_media`](super::PeerN::poll_media).
+pub const START_HOLD: Duration = Duration::from_millis(30);
+
 /// RTX adds the 2-byte original sequence number to each retransmission;
 /// the packetizer leaves room for it when RTX is negotiated.
 pub const RTX_OVERHEAD: usize = 2;
@@ -104,6 +110,7 @@ impl<const TXH: usize, const RXB: usize> Recovery<TXH, RXB> {
             };
             cfg.keyframe_request_interval = Duration::from_millis(500);
             cfg.max_packet = mtu;
+            cfg.start_hold = START_HOLD;
             self.remote_rtx_pt = rtx_pt;
             self.rx_template = Some(cfg);
         }

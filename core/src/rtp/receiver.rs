@@ -87,6 +87,10 @@ pub struct ReceiverConfig {
     pub keyframe_detect: KeyframeDetect,
     /// Largest packet held (default 1200).
     pub max_packet: usize,
+    /// Hold the first packets this long before handing any out (default
+    /// 0): packets sent before the first one to arrive but overtaken by it
+    /// (jitter) are still delivered, in order.
+    pub start_hold: Duration,
 }
 
 impl ReceiverConfig {
@@ -107,6 +111,7 @@ impl ReceiverConfig {
             keyframe_request_interval: Duration::from_millis(500),
             keyframe_detect: KeyframeDetect::None,
             max_packet: 1200,
+            start_hold: Duration::ZERO,
         }
     }
 }
@@ -188,6 +193,10 @@ pub struct RtpReceiver<B> {
     owner_tracks_keyframes: bool,
     last_pli: Option<Instant>,
     bye: bool,
+    /// Arrival of the first packet, and whether delivery has begun
+    /// (`start_hold` passed).
+    first_arrival: Option<Instant>,
+    delivering: bool,
 }
 
 impl<B: AsRef<[u8]> + AsMut<[u8]>> RtpReceiver<B> {
@@ -216,6 +225,8 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> RtpReceiver<B> {
             owner_tracks_keyframes: false,
             last_pli: None,
             bye: false,
+            first_arrival: None,
+            delivering: false,
         }
     }
 
@@ -325,6 +336,22 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> RtpReceiver<B> {
         if self.base_ext.is_none() {
             self.base_ext = Some(ext);
             self.next_deliver = Some(ext);
+            self.first_arrival = Some(now);
+            self.delivering = self.config.start_hold == Duration::ZERO;
+        }
+        if let (false, Some(next)) = (self.delivering, self.next_deliver) {
+            // Still holding the start: an earlier packet moves the start back
+            // (within the buffer); the numbers in between are now missing.
+            let cap = self.store.capacity() as u64;
+            if ext < next && next - ext < cap && self.unwrap.highest().is_some_and(|h| h - ext < cap) {
+                self.base_ext = Some(ext);
+                self.next_deliver = Some(ext);
+                for e in ext + 1..next {
+                    if !self.missing.is_full() {
+                        let _ = self.missing.push(Missing { ext: e, detected: now, next_nack: now, attempts: 0 });
+                    }
+                }
+            }
         }
         let next = self.next_deliver.unwrap_or(ext);
         if ext < next || self.store.contains(ext) {
@@ -384,7 +411,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> RtpReceiver<B> {
             }
         }
         self.missing.retain(|m| m.ext != ext);
-        if in_place && self.next_deliver == Some(ext) {
+        if in_place && self.delivering && self.next_deliver == Some(ext) {
             if self.pli_pending && self.is_keyframe_payload(p.payload().get(extra..).unwrap_or(&[])) {
                 self.pli_pending = false;
             }
@@ -441,6 +468,9 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> RtpReceiver<B> {
     /// The next packet in sequence order, copied into `buf`; skips packets
     /// given up. `None` while the next one is still awaited.
     pub fn poll_packet(&mut self, buf: &mut [u8]) -> Option<Result<usize, Error>> {
+        if !self.delivering {
+            return None;
+        }
         let high = self.unwrap.highest()?;
         loop {
             let next = self.next_deliver?;
@@ -474,8 +504,11 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> RtpReceiver<B> {
         Duration::from_micros(d)
     }
 
-    /// Give up packets past their deadline.
+    /// Give up packets past their deadline; end the start hold.
     pub fn handle_timeout(&mut self, now: Instant) {
+        if !self.delivering && self.first_arrival.is_some_and(|t| now >= t + self.config.start_hold) {
+            self.delivering = true;
+        }
         let mut i = 0;
         while i < self.missing.len() {
             let m = self.missing[i];
@@ -584,6 +617,9 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> RtpReceiver<B> {
         if self.pli_pending {
             consider(self.last_pli.map_or(Instant::ZERO, |l| l + self.config.keyframe_request_interval));
         }
+        if let (false, Some(first)) = (self.delivering, self.first_arrival) {
+            consider(first + self.config.start_hold);
+        }
         t
     }
 }
@@ -664,6 +700,28 @@ mod tests {
         assert_eq!(drain(&mut r), [1, 2]);
         assert_eq!(r.stats().cumulative_lost, 0);
         assert_eq!(r.stats().retransmissions_received, 1);
+    }
+
+    #[test]
+    fn start_hold_keeps_packets_overtaken_by_the_first() {
+        let mut r = receiver(16);
+        r.config.start_hold = Duration::from_millis(30);
+        let mut buf = [0u8; 1500];
+        let t = Instant::from_secs(1);
+        for seq in [7u16, 5, 4, 6] {
+            let n = packet(seq, 0, &mut buf);
+            assert_eq!(r.handle_rtp_in_place(t, &buf[..n]).unwrap(), Arrival::Buffered);
+        }
+        assert_eq!(drain(&mut r), Vec::<u16>::new(), "held");
+        assert_eq!(r.poll_timeout(), Some(t + Duration::from_millis(30)));
+        r.handle_timeout(t + Duration::from_millis(30));
+        assert_eq!(drain(&mut r), [4, 5, 6, 7]);
+        // From then on the next packet is handed out in place.
+        let n = packet(8, 0, &mut buf);
+        assert_eq!(r.handle_rtp_in_place(t, &buf[..n]).unwrap(), Arrival::InOrder { seq: 8, rtx: false });
+        let n = packet(3, 0, &mut buf);
+        assert_eq!(r.handle_rtp_in_place(t, &buf[..n]).unwrap(), Arrival::Duplicate, "too late now");
+        assert_eq!(r.stats().cumulative_lost, 0);
     }
 
     #[test]
