@@ -305,14 +305,15 @@ pub struct MediaPacket {
     pub payload_len: usize,
 }
 
-/// Video send history of the default [`Peer`]: 64 packets of the default
-/// 1200-byte MTU (+18 bytes bookkeeping each) = 77,952 bytes; about 4 s of
-/// 300 kbit/s video. Packets NACKed after they left it are not resent.
-pub const DEFAULT_SEND_HISTORY: usize = 64 * (1200 + crate::rtp::SLOT_OVERHEAD);
-/// Video reordering buffer of the default [`Peer`]: 32 packets of 1200
-/// bytes (+18) = 38,976 bytes. Packets held after a gap wait here for the
+/// Video send history of the default [`Peer`]: 32 packets of the default
+/// 1200-byte MTU (+18 bytes bookkeeping each) = 38,976 bytes, about 1.5 s
+/// of 250 kbit/s video (NACKs come within an RTT or two). Packets NACKed
+/// after they left it are not resent.
+pub const DEFAULT_SEND_HISTORY: usize = 32 * (1200 + crate::rtp::SLOT_OVERHEAD);
+/// Video reordering buffer of the default [`Peer`]: 16 packets of 1200
+/// bytes (+18) = 19,488 bytes. Packets after a gap wait here for the
 /// retransmission; a gap wider than this is given up.
-pub const DEFAULT_REORDER_BUFFER: usize = 32 * (1200 + crate::rtp::SLOT_OVERHEAD);
+pub const DEFAULT_REORDER_BUFFER: usize = 16 * (1200 + crate::rtp::SLOT_OVERHEAD);
 
 /// Data channel send and receive buffer of the default [`Peer`] (bytes
 /// each; also the largest message).
@@ -324,7 +325,7 @@ pub const DEFAULT_SCTP_CHUNKS: usize = 32;
 
 /// The default session: DTLS buffers of 2 KB each, 8 SRTP streams per
 /// direction, data channels with 16 KB send/receive buffers, 4 channels and
-/// 32 chunks, a 64-packet video send history and a 32-packet reordering
+/// 32 chunks, a 32-packet video send history and a 16-packet reordering
 /// buffer (see `size_of::<Peer>()`, printed by the `peer` tests).
 pub type Peer = PeerN<
     DEFAULT_HANDSHAKE_BUFFER,

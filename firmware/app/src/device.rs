@@ -29,9 +29,7 @@ use core::net::SocketAddr;
 use heapless::{Deque, String, Vec};
 use rand_core::{CryptoRng, RngCore};
 use tinyrtc::dtls::DtlsIdentity;
-use tinyrtc::peer::{
-    Peer, PeerConfig, PeerError, PeerEvent, PeerFailure, PeerState, PeerStats, DEFAULT_CHANNEL_BUFFER,
-};
+use tinyrtc::peer::{PeerConfig, PeerError, PeerEvent, PeerFailure, PeerState, PeerStats, DEFAULT_CHANNEL_BUFFER};
 use tinyrtc::sctp::SctpError;
 use tinyrtc::sdp::{MediaKind, SessionDescription};
 use tinyrtc::stun::Message;
@@ -41,6 +39,21 @@ use tinyrtc::Transmit;
 use crate::files::{self, FileMessage, FileRequest, FileTransfer, StoredFile};
 use crate::frames::{FrameFormat, FramePacer, FrameSource};
 use crate::sensor::{self, Reading, SensorModel};
+
+/// One viewer's session: the default `tinyrtc::peer::Peer` bounds without
+/// its video loss-recovery buffers (send history and reordering buffer,
+/// 58 KB): the device keeps each viewer at its earlier size.
+pub type Peer = tinyrtc::peer::PeerN<
+    { tinyrtc::dtls::DEFAULT_HANDSHAKE_BUFFER },
+    { tinyrtc::dtls::DEFAULT_FLIGHT_BUFFER },
+    { tinyrtc::dtls::DEFAULT_APP_BUFFER },
+    { tinyrtc::srtp::DEFAULT_STREAMS },
+    DEFAULT_CHANNEL_BUFFER,
+    { tinyrtc::peer::DEFAULT_CHANNELS },
+    { tinyrtc::peer::DEFAULT_SCTP_CHUNKS },
+    0,
+    0,
+>;
 
 /// Default bound on simultaneous viewers. Each viewer is one [`Peer`]
 /// (`size_of::<Peer>()` is about 61 KB on 64-bit hosts with data channels;

@@ -142,6 +142,11 @@ impl World {
                     v.video_packets += 1;
                     v.video_frames += u64::from(p.marker);
                 }
+                // Video the viewer held back (start of the stream, gaps).
+                while let Some(p) = v.peer.poll_media(&mut buf) {
+                    v.video_packets += 1;
+                    v.video_frames += u64::from(p.marker);
+                }
             }
             for v in self.viewers.values_mut() {
                 while let Some(t) = v.peer.poll_transmit(self.now, &mut buf) {
@@ -178,6 +183,10 @@ impl World {
             self.dev.handle_timeout(self.now);
             for v in self.viewers.values_mut() {
                 v.peer.handle_timeout(self.now);
+                while let Some(p) = v.peer.poll_media(&mut buf) {
+                    v.video_packets += 1;
+                    v.video_frames += u64::from(p.marker);
+                }
             }
         }
     }
