@@ -33,13 +33,19 @@
 //!   started by either side. Data channel events wait in the association
 //!   until polled, so none is dropped when the application is slow.
 //!
-//! Left out for now: STUN/TURN servers in full-ICE mode (host and
-//! peer-reflexive candidates only), RTX/NACK retransmission,
-//! renegotiation.
+//! - Full-ICE mode: host candidates from [`PeerN::add_local_candidate`],
+//!   server-reflexive ones from [`PeerConfig::stun_servers`] (surfaced as
+//!   [`PeerEvent::LocalCandidate`] for trickling), peer-reflexive ones
+//!   learned from checks.
+//!
+//! Left out for now: TURN (relayed candidates), loss recovery for audio,
+//! RTX for anything but the one video section, renegotiation.
 //!
 //! Memory: [`Peer`] is one value (`size_of::<Peer>()` is printed by the
-//! tests and stated in the README); the DTLS buffers and SRTP stream tables
-//! are its const parameters.
+//! tests and stated in the README); the DTLS buffers, SRTP stream tables,
+//! data channel buffers and the video send history / reordering buffer
+//! ([`DEFAULT_SEND_HISTORY`], [`DEFAULT_REORDER_BUFFER`]) are its const
+//! parameters.
 
 mod gather;
 pub mod ice_lite;
@@ -310,10 +316,11 @@ pub struct MediaPacket {
 /// of 250 kbit/s video (NACKs come within an RTT or two). Packets NACKed
 /// after they left it are not resent.
 pub const DEFAULT_SEND_HISTORY: usize = 32 * (1200 + crate::rtp::SLOT_OVERHEAD);
-/// Video reordering buffer of the default [`Peer`]: 16 packets of 1200
-/// bytes (+18) = 19,488 bytes. Packets after a gap wait here for the
-/// retransmission; a gap wider than this is given up.
-pub const DEFAULT_REORDER_BUFFER: usize = 16 * (1200 + crate::rtp::SLOT_OVERHEAD);
+/// Video reordering buffer of the default [`Peer`]: 32 packets of 1200
+/// bytes (+18) = 38,976 bytes. Packets after a gap wait here for the
+/// retransmission; keep it above [`recovery::GIVE_UP_AFTER`] worth of
+/// packets (1 s of video), or a long wait pushes received packets out.
+pub const DEFAULT_REORDER_BUFFER: usize = 32 * (1200 + crate::rtp::SLOT_OVERHEAD);
 
 /// Data channel send and receive buffer of the default [`Peer`] (bytes
 /// each; also the largest message).
@@ -325,7 +332,7 @@ pub const DEFAULT_SCTP_CHUNKS: usize = 32;
 
 /// The default session: DTLS buffers of 2 KB each, 8 SRTP streams per
 /// direction, data channels with 16 KB send/receive buffers, 4 channels and
-/// 32 chunks, a 32-packet video send history and a 16-packet reordering
+/// 32 chunks, a 32-packet video send history and a 32-packet reordering
 /// buffer (see `size_of::<Peer>()`, printed by the `peer` tests).
 pub type Peer = PeerN<
     DEFAULT_HANDSHAKE_BUFFER,

@@ -7,7 +7,8 @@
 //!   was negotiated, as the original packet otherwise.
 //! - Receiving: a reordering buffer ([`RtpReceiver`], `RXB` bytes) holds
 //!   packets that arrive after a gap; the in-order packet is handed out in
-//!   place (no copy). Missing packets are NACKed with backoff (RTT x
+//!   place (no copy). Missing packets are NACKed after [`NACK_DELAY`]
+//!   (reordering tolerance), then with backoff (RTT x
 //!   1.5^attempt), given up after [`GIVE_UP_AFTER`]; a packet given up
 //!   means its frame is lost, so a PLI (RFC 4585 section 6.3.1) is sent
 //!   and repeated until a keyframe arrives.
@@ -35,6 +36,10 @@ pub const GIVE_UP_AFTER: Duration = Duration::from_millis(1000);
 /// order; delivery then starts from [`PeerN::handle_timeout`](super::PeerN::handle_timeout)
 /// through [`PeerN::poll_media`](super::PeerN::poll_media).
 pub const START_HOLD: Duration = Duration::from_millis(30);
+
+/// A gap in the received video is NACKed this long after it is seen, so
+/// that packets only reordered by jitter do not cause retransmissions.
+pub const NACK_DELAY: Duration = Duration::from_millis(10);
 
 /// RTX adds the 2-byte original sequence number to each retransmission;
 /// the packetizer leaves room for it when RTX is negotiated.
@@ -111,6 +116,7 @@ impl<const TXH: usize, const RXB: usize> Recovery<TXH, RXB> {
             cfg.keyframe_request_interval = Duration::from_millis(500);
             cfg.max_packet = mtu;
             cfg.start_hold = START_HOLD;
+            cfg.nack_delay = NACK_DELAY;
             self.remote_rtx_pt = rtx_pt;
             self.rx_template = Some(cfg);
         }

@@ -4,7 +4,7 @@
 //!   sequence order ([`RtpReceiver::poll_packet`]), unwrapping RTX
 //!   retransmissions (RFC 4588 section 4) back into the original packet.
 //! - Loss detection: a gap registers the missing sequence numbers; generic
-//!   NACKs (RFC 4585 section 6.2.1) are sent at once and repeated with
+//!   NACKs (RFC 4585 section 6.2.1) are sent (after `nack_delay`) and repeated with
 //!   backoff (RTT x 1.5^attempt, RTT from [`RtpReceiver::set_rtt`]) until
 //!   the packet arrives, `max_nack_attempts` is reached or it is older
 //!   than `give_up_after`. A packet given up is skipped, reported as
@@ -75,6 +75,10 @@ pub struct ReceiverConfig {
     pub send_reports: bool,
     /// Send NACKs at all (default true).
     pub nack: bool,
+    /// Wait this long after a gap is seen before the first NACK (default
+    /// 0): packets merely reordered by jitter arrive meanwhile and are not
+    /// retransmitted for nothing.
+    pub nack_delay: Duration,
     pub max_nack_attempts: u8,
     /// Stop waiting for a packet this long after the loss was seen (default 1 s).
     pub give_up_after: Duration,
@@ -105,6 +109,7 @@ impl ReceiverConfig {
             rtcp_interval: Duration::from_secs(1),
             send_reports: true,
             nack: true,
+            nack_delay: Duration::ZERO,
             max_nack_attempts: 10,
             give_up_after: Duration::from_secs(1),
             initial_rtt: Duration::from_millis(100),
@@ -348,7 +353,12 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> RtpReceiver<B> {
                 self.next_deliver = Some(ext);
                 for e in ext + 1..next {
                     if !self.missing.is_full() {
-                        let _ = self.missing.push(Missing { ext: e, detected: now, next_nack: now, attempts: 0 });
+                        let _ = self.missing.push(Missing {
+                            ext: e,
+                            detected: now,
+                            next_nack: now + self.config.nack_delay,
+                            attempts: 0,
+                        });
                     }
                 }
             }
@@ -406,7 +416,12 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> RtpReceiver<B> {
                         let oldest = self.missing.remove(0);
                         self.give_up(now, oldest.ext);
                     }
-                    let _ = self.missing.push(Missing { ext: e, detected: now, next_nack: now, attempts: 0 });
+                    let _ = self.missing.push(Missing {
+                        ext: e,
+                        detected: now,
+                        next_nack: now + self.config.nack_delay,
+                        attempts: 0,
+                    });
                 }
             }
         }

@@ -42,7 +42,7 @@ use crate::sensor::{self, Reading, SensorModel};
 
 /// One viewer's session: the default `tinyrtc::peer::Peer` bounds without
 /// its video loss-recovery buffers (send history and reordering buffer,
-/// 58 KB): the device keeps each viewer at its earlier size.
+/// 78 KB): the device keeps each viewer at its earlier size.
 pub type Peer = tinyrtc::peer::PeerN<
     { tinyrtc::dtls::DEFAULT_HANDSHAKE_BUFFER },
     { tinyrtc::dtls::DEFAULT_FLIGHT_BUFFER },
