@@ -44,6 +44,12 @@ pub struct PeerDriver {
     pub received: Vec<ReceivedMedia>,
     /// Datagrams dropped by `accept_source`.
     pub foreign_dropped: u64,
+    /// Drop every n-th video datagram [`send_frame`](Self::send_frame)
+    /// writes (0: none), to make the remote ask for retransmissions.
+    pub drop_video_every: u64,
+    /// Video datagrams dropped that way.
+    pub video_dropped: u64,
+    video_written: u64,
     buf: Vec<u8>,
 }
 
@@ -66,6 +72,9 @@ impl PeerDriver {
             events: Vec::new(),
             received: Vec::new(),
             foreign_dropped: 0,
+            drop_video_every: 0,
+            video_dropped: 0,
+            video_written: 0,
             buf: vec![0u8; 2048],
         })
     }
@@ -165,6 +174,13 @@ impl PeerDriver {
             .map_err(|e| io::Error::other(format!("send_frame: {e:?}")))?;
         while let Some(t) = w.next_packet(&mut out) {
             let t = t.map_err(|e| io::Error::other(format!("packet: {e:?}")))?;
+            if kind == MediaKind::Video {
+                self.video_written += 1;
+                if self.drop_video_every > 0 && self.video_written % self.drop_video_every == 0 {
+                    self.video_dropped += 1;
+                    continue;
+                }
+            }
             self.socket.send_to(&out[..t.len], t.destination)?;
             sent += 1;
         }

@@ -6,6 +6,8 @@
 //! B: Chromium offers video+audio; tinyrtc answers; candidates trickled both
 //!    ways; tinyrtc receives Chromium's camera.
 //! C: as A with VP8.
+//! E: as A, dropping every 10th video packet we send: Chromium NACKs, our
+//!    send history answers with RTX, every frame decodes.
 //!
 //! Chromium also gathers on the machine's other interfaces; the driver only
 //! accepts loopback sources, so the pair ICE selects is a loopback pair.
@@ -88,7 +90,9 @@ fn assert_loopback_pair(stats: &[Value]) {
     }
 }
 
-fn offer_case(test: &str, config: PeerConfig, vp8: bool, seed: u64) {
+/// `drop_every`: drop every n-th video datagram we send (0: none); then
+/// Chromium must NACK and our retransmissions (RTX) must fill the holes.
+fn offer_case(test: &str, config: PeerConfig, vp8: bool, seed: u64, drop_every: u64) {
     if !chromium::peer_available(test, ffmpeg_missing()) {
         return;
     }
@@ -96,6 +100,7 @@ fn offer_case(test: &str, config: PeerConfig, vp8: bool, seed: u64) {
     let dir = tempdir(test);
     let frames = clip(&dir, vp8);
     let mut d = driver(config, seed);
+    d.drop_video_every = drop_every;
     let mut sdp = vec![0u8; 8192];
     let n = d.peer.create_offer(&mut sdp).unwrap();
     let offer = std::str::from_utf8(&sdp[..n]).unwrap().to_string();
@@ -128,6 +133,27 @@ fn offer_case(test: &str, config: PeerConfig, vp8: bool, seed: u64) {
     );
     assert_eq!(ours.video.frames_sent, 75);
     assert!(decoded * 10 >= 75 * 9, "framesDecoded {decoded} < 90% of 75");
+    if drop_every > 0 {
+        let nacks = video["nackCount"].as_u64().unwrap_or(0);
+        let plis = video["pliCount"].as_u64().unwrap_or(0);
+        eprintln!(
+            "{test}: dropped {} of our video packets; Chromium sent {nacks} NACKs, {plis} PLIs, lost {}; we got {} \
+             NACKed seqs, retransmitted {} ({} misses)",
+            d.video_dropped,
+            video["packetsLost"],
+            ours.video.nacks_received,
+            ours.video.retransmissions_sent,
+            ours.video.retransmit_misses
+        );
+        assert!(d.video_dropped >= 5);
+        assert!(nacks > 0, "Chromium asked for the dropped packets");
+        assert!(u64::from(ours.video.retransmissions_sent) >= d.video_dropped, "{:?}", ours.video);
+        // Every frame decodes: the holes were filled (by RTX: negotiated).
+        assert_eq!(decoded, 75, "frames decoded with the drops repaired");
+        // Chromium counts the recovered packets as received (its packetsLost
+        // stays at the primary stream's holes, repaired over the RTX SSRC).
+        assert_eq!(video["packetsReceived"].as_u64(), Some(ours.video.packets_sent), "every packet arrived");
+    }
     let audio = inbound(&stats, "audio").expect("inbound audio stats");
     let audio_rx = audio["packetsReceived"].as_u64().unwrap_or(0);
     assert!(audio_rx >= 100, "audio packets received {audio_rx}");
@@ -139,13 +165,18 @@ fn offer_case(test: &str, config: PeerConfig, vp8: bool, seed: u64) {
 
 #[test]
 fn a_tinyrtc_offers_h264_and_opus() {
-    offer_case("peer_chromium::a_h264", PeerConfig::camera(), false, 11);
+    offer_case("peer_chromium::a_h264", PeerConfig::camera(), false, 11, 0);
+}
+
+#[test]
+fn e_tinyrtc_h264_drops_repaired_by_rtx() {
+    offer_case("peer_chromium::e_h264_rtx", PeerConfig::camera(), false, 55, 10);
 }
 
 #[test]
 fn c_tinyrtc_offers_vp8() {
     let config = PeerConfig { video_codecs: &[CodecChoice::Vp8], ..PeerConfig::camera() };
-    offer_case("peer_chromium::c_vp8", config, true, 33);
+    offer_case("peer_chromium::c_vp8", config, true, 33, 0);
 }
 
 #[test]
