@@ -176,7 +176,7 @@ impl PeerDriver {
             let t = t.map_err(|e| io::Error::other(format!("packet: {e:?}")))?;
             if kind == MediaKind::Video {
                 self.video_written += 1;
-                if self.drop_video_every > 0 && self.video_written % self.drop_video_every == 0 {
+                if self.drop_video_every > 0 && self.video_written.is_multiple_of(self.drop_video_every) {
                     self.video_dropped += 1;
                     continue;
                 }
