@@ -50,6 +50,13 @@ pub struct PeerDriver {
     /// Video datagrams dropped that way.
     pub video_dropped: u64,
     video_written: u64,
+    /// Drop every n-th received RTP datagram of the negotiated video
+    /// payload type (0: none; retransmissions in RTX form pass), to make
+    /// the peer NACK.
+    pub drop_received_video_every: u64,
+    /// Received video datagrams dropped that way.
+    pub received_video_dropped: u64,
+    video_arrived: u64,
     buf: Vec<u8>,
 }
 
@@ -75,6 +82,9 @@ impl PeerDriver {
             drop_video_every: 0,
             video_dropped: 0,
             video_written: 0,
+            drop_received_video_every: 0,
+            received_video_dropped: 0,
+            video_arrived: 0,
             buf: vec![0u8; 2048],
         })
     }
@@ -109,7 +119,9 @@ impl PeerDriver {
         let mut rx = [0u8; 2048];
         match self.socket.recv_from(&mut rx) {
             Ok((n, from)) => {
-                if (self.accept_source)(from) {
+                if self.drop_received(&rx[..n]) {
+                    self.received_video_dropped += 1;
+                } else if (self.accept_source)(from) {
                     let now = self.now();
                     if let Ok(Some(m)) = self.peer.handle_receive(now, from, &mut rx[..n]) {
                         let payload = rx[m.payload_offset..][..m.payload_len].to_vec();
@@ -136,6 +148,18 @@ impl PeerDriver {
             }
         }
         self.flush()
+    }
+
+    /// Whether to drop this received datagram (`drop_received_video_every`):
+    /// RTP (RFC 5761 demultiplexing) of the video payload type.
+    fn drop_received(&mut self, d: &[u8]) -> bool {
+        let Some((_, video_pt)) = self.peer.codec(MediaKind::Video) else { return false };
+        let rtp = d.len() >= 12 && (128..192).contains(&d[0]) && !(192..=223).contains(&d[1]);
+        if self.drop_received_video_every == 0 || !rtp || d[1] & 0x7f != video_pt {
+            return false;
+        }
+        self.video_arrived += 1;
+        self.video_arrived.is_multiple_of(self.drop_received_video_every)
     }
 
     /// Run the loop for `d` of real time.

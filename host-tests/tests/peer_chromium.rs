@@ -8,6 +8,8 @@
 //! C: as A with VP8.
 //! E: as A, dropping every 10th video packet we send: Chromium NACKs, our
 //!    send history answers with RTX, every frame decodes.
+//! F: as B, dropping every 10th of Chromium's video packets before the
+//!    peer sees them: we NACK, Chromium's RTX fills the holes.
 //!
 //! Chromium also gathers on the machine's other interfaces; the driver only
 //! accepts loopback sources, so the pair ICE selects is a loopback pair.
@@ -181,16 +183,27 @@ fn c_tinyrtc_offers_vp8() {
 
 #[test]
 fn b_chromium_offers_tinyrtc_answers_with_trickle() {
-    let test = "peer_chromium::b_answer";
+    answer_case("peer_chromium::b_answer", 22, 0);
+}
+
+#[test]
+fn f_chromium_video_drops_repaired_by_our_nacks() {
+    answer_case("peer_chromium::f_nack", 66, 10);
+}
+
+/// Chromium offers, we answer and receive its camera; `drop_every`: drop
+/// every n-th of its video packets before the peer sees them (0: none).
+fn answer_case(test: &str, seed: u64, drop_every: u64) {
     let Some(mut chromium) = Chromium::launch(test) else { return };
     let config = PeerConfig { candidates_in_sdp: false, ..PeerConfig::viewer() };
-    let mut d = driver(config, 22);
+    let mut d = driver(config, seed);
+    d.drop_received_video_every = drop_every;
     // Chromium offers without waiting for candidates: they trickle.
     let offer = chromium
         .call("offer", json!([{"video": "sendrecv", "audio": "sendrecv", "datachannel": null, "gather": false}]))
         .unwrap();
     let offer = offer.as_str().unwrap().to_string();
-    let mut rng = ChaCha20Rng::seed_from_u64(23);
+    let mut rng = ChaCha20Rng::seed_from_u64(seed + 1);
     let mut sdp = vec![0u8; 8192];
     let now = d.now();
     let n = d.peer.accept_offer(now, &offer, &mut sdp, &mut rng).unwrap();
@@ -256,6 +269,40 @@ fn b_chromium_offers_tinyrtc_answers_with_trickle() {
             || (m.payload.first().map(|b| b & 0x1f) == Some(24) && m.payload.get(3).map(|b| b & 0x1f) == Some(7))
     });
     assert!(sps, "an SPS was received");
+    if drop_every > 0 {
+        // Every hole was NACKed and filled by Chromium's RTX: the video we
+        // handed out is in sequence order without gaps, and reassembles.
+        let seqs: Vec<u16> =
+            d.received.iter().filter(|m| m.info.kind == MediaKind::Video).map(|m| m.info.sequence_number).collect();
+        let gaps = seqs.windows(2).filter(|w| w[1] != w[0].wrapping_add(1)).count();
+        use tinyrtc::rtp::packetizer::Depacketizer;
+        let mut dep = tinyrtc::rtp::h264::H264Depacketizer::new(vec![0u8; 512 * 1024]);
+        let mut frames = 0;
+        for m in d.received.iter().filter(|m| m.info.kind == MediaKind::Video) {
+            if let Ok(Some(_)) = dep.push(m.info.sequence_number, m.info.timestamp, m.info.marker, &m.payload) {
+                frames += 1;
+            }
+        }
+        eprintln!(
+            "{test}: dropped {} of Chromium's video packets; we NACKed {} seqs, got {} RTX, gave up {}; Chromium \
+             counted {} NACKs, retransmitted {}; {} frames reassembled, {} broken, {gaps} gaps",
+            d.received_video_dropped,
+            ours.video.nacks_sent,
+            ours.video.retransmissions_received,
+            ours.video.packets_given_up,
+            out_video["nackCount"],
+            out_video["retransmittedPacketsSent"],
+            frames,
+            dep.dropped_frames()
+        );
+        assert!(d.received_video_dropped >= 5);
+        assert!(out_video["nackCount"].as_u64().unwrap_or(0) > 0, "Chromium counted our NACKs");
+        assert!(u64::from(ours.video.retransmissions_received) >= d.received_video_dropped, "{:?}", ours.video);
+        assert_eq!(ours.video.packets_given_up, 0);
+        assert_eq!(gaps, 0, "video handed out in order without holes");
+        assert_eq!(dep.dropped_frames(), 0);
+        assert!(frames >= 30, "{frames} frames");
+    }
 }
 
 #[test]
