@@ -790,6 +790,7 @@ impl<
         let Some(a) = self.agent.as_mut() else { return };
         let mut selected = None;
         let mut failed = false;
+        let mut gathered: Vec<usize, MAX_REFLEXIVE_CANDIDATES> = Vec::new();
         while let Some(e) = a.poll_event() {
             match e {
                 crate::ice::IceEvent::SelectedPairChanged { remote, .. } => selected = Some(remote),
@@ -797,13 +798,15 @@ impl<
                 crate::ice::IceEvent::CandidateGathered(c) => {
                     if let Some(r) = gather::Reflexive::from_gathered(&c) {
                         if !self.reflexive.iter().any(|o| o.addr == r.addr) && self.reflexive.push(r).is_ok() {
-                            let index = self.local_candidates.len() + self.reflexive.len() - 1;
-                            let _ = self.events.push_back(PeerEvent::LocalCandidate { index });
+                            let _ = gathered.push(self.local_candidates.len() + self.reflexive.len() - 1);
                         }
                     }
                 }
                 _ => {}
             }
+        }
+        for index in gathered {
+            self.push_event(PeerEvent::LocalCandidate { index });
         }
         if let Some(remote) = selected {
             if self.ice.selected != Some(remote) {
