@@ -19,7 +19,9 @@
 //!   answers NACKs (RTX per RFC 4588 when negotiated, plain otherwise); the
 //!   received video goes through a reordering buffer of `RXB` bytes, with
 //!   NACKs (backoff, give-up) and a PLI when a frame cannot be recovered.
-//!   Packets held after a gap come out of [`PeerN::poll_media`].
+//!   Packets held (after a gap, and the first ones for
+//!   [`recovery::START_HOLD`]) come out of [`PeerN::poll_media`]: drain it
+//!   after every `handle_receive` and `handle_timeout`.
 //! - DTLS role from `a=setup` (RFC 8842); the peer's certificate must match
 //!   the SDP fingerprint or the session fails closed.
 //! - Data channels (RFC 8831/8832): SCTP ([`crate::sctp`]) in DTLS

@@ -13,6 +13,16 @@
 //!   means its frame is lost, so a PLI (RFC 4585 section 6.3.1) is sent
 //!   and repeated until a keyframe arrives.
 //!
+//! - The first video packets are held for [`START_HOLD`] so that packets
+//!   overtaken by the first arrival still come out in order; delivery
+//!   then starts at a `handle_timeout`. Held packets are read with
+//!   [`PeerN::poll_media`](super::PeerN::poll_media).
+//!
+//! Limits: a packet lost at the very end of a burst is only noticed when a
+//! later one arrives (no tail-loss probe); when the reordering buffer is
+//! full the oldest missing packets are given up early, so size it for
+//! [`GIVE_UP_AFTER`] worth of packets.
+//!
 //! Only video is protected: audio is not NACKed (a late audio packet is
 //! useless; Opus has its own in-band FEC).
 //!
