@@ -104,7 +104,8 @@ impl<const TXH: usize, const RXB: usize> Recovery<TXH, RXB> {
         if !track.feedback.contains(Feedback::NACK) {
             return;
         }
-        if track.direction.sends() {
+        // A zero-sized side is off (the const parameter says so).
+        if track.direction.sends() && TXH > 0 {
             let mut cfg = SenderConfig::new(track.local_ssrc, 90_000);
             cfg.rtx = rtx_pt.map(|payload_type| RtxConfig { ssrc: local_rtx_ssrc, payload_type });
             cfg.rtx_initial_seq = rtx_initial_seq;
@@ -112,7 +113,7 @@ impl<const TXH: usize, const RXB: usize> Recovery<TXH, RXB> {
             cfg.max_packet = mtu;
             self.sender = Some(RtpSender::new(cfg, [0u8; TXH]));
         }
-        if track.direction.receives() {
+        if track.direction.receives() && RXB > 0 {
             let mut cfg = ReceiverConfig::new(track.local_ssrc, 0, 90_000);
             cfg.rtx = rtx_pt.zip(remote_rtx_ssrc).map(|(payload_type, ssrc)| RtxConfig { ssrc, payload_type });
             cfg.rtx_original_payload_type = track.payload_type;
