@@ -2,6 +2,7 @@
 //! (`netsim`) and helpers for interop tests against independent peers.
 
 pub mod aiortc;
+pub mod channels;
 pub mod chromium;
 pub mod clips;
 pub mod netsim;

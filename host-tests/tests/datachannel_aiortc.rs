@@ -29,14 +29,13 @@
 //! into a 16 KiB buffer: the test reads every message as soon as a datagram
 //! is handled. aiortc's sends are not paced here.
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant as StdInstant};
 
 use host_tests::aiortc::{json, Aiortc, Value};
-use host_tests::driver::{loopback_v4, PeerDriver};
+use host_tests::channels::{bulk_bytes, datachannel_only, hex, ChannelSide};
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
-use tinyrtc::peer::{ChannelConfig, Peer, PeerConfig, PeerError, PeerEvent, Reliability};
+use tinyrtc::peer::{ChannelConfig, PeerError, PeerEvent, Reliability};
 use tinyrtc::sctp::SctpError;
 
 const BULK: usize = 1 << 20;
@@ -47,130 +46,7 @@ const SEED_US: u32 = 7;
 const SEED_THEM: u32 = 9;
 const NEG_ID: u16 = 42;
 
-/// The byte sequence the script's `bulk_bytes` makes.
-fn bulk_bytes(total: usize, seed: u32) -> Vec<u8> {
-    let mut x = seed;
-    (0..total)
-        .map(|_| {
-            x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
-            (x >> 24) as u8
-        })
-        .collect()
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-/// tinyrtc's side: the driver, what it received per channel label, and what
-/// it still has to send.
-struct Side {
-    d: PeerDriver,
-    labels: HashMap<u16, String>,
-    /// Messages received per label: (binary, bytes).
-    rx: HashMap<String, Vec<(bool, Vec<u8>)>>,
-    closed: Vec<String>,
-    seen_events: usize,
-    /// (channel id, messages, next index)
-    outbox: Vec<(u16, Vec<Vec<u8>>, usize)>,
-    would_block: u64,
-}
-
-impl Side {
-    fn new(config: PeerConfig, seed: u64) -> Side {
-        let mut rng = ChaCha20Rng::seed_from_u64(seed);
-        let peer = Peer::new(config, &mut rng);
-        let mut d = PeerDriver::bind(peer, "127.0.0.1:0".parse().unwrap()).unwrap();
-        d.accept_source = loopback_v4;
-        Side {
-            d,
-            labels: HashMap::new(),
-            rx: HashMap::new(),
-            closed: Vec::new(),
-            seen_events: 0,
-            outbox: Vec::new(),
-            would_block: 0,
-        }
-    }
-
-    /// Drive the peer ~5 ms, reading every message as soon as it arrives
-    /// (the receive buffer holds one 16 KiB message) and feeding the outbox.
-    fn pump(&mut self) {
-        let end = StdInstant::now() + Duration::from_millis(5);
-        while StdInstant::now() < end {
-            self.d.turn(Duration::from_millis(1)).unwrap();
-            self.process();
-        }
-    }
-
-    fn process(&mut self) {
-        let mut buf = vec![0u8; 64 * 1024];
-        for i in self.seen_events..self.d.events.len() {
-            match self.d.events[i] {
-                PeerEvent::ChannelOpen { id, .. } => {
-                    let label = self.d.peer.channel_label(id).unwrap_or("?").to_string();
-                    self.labels.insert(id, label);
-                }
-                PeerEvent::ChannelData { id, binary, len } => {
-                    let (rid, rbinary, n) = self.d.peer.read_data(&mut buf).expect("read_data");
-                    assert_eq!((rid, rbinary, n), (id, binary, len), "read_data order");
-                    let label = self.labels.get(&id).cloned().unwrap_or_else(|| format!("#{id}"));
-                    self.rx.entry(label).or_default().push((binary, buf[..n].to_vec()));
-                }
-                PeerEvent::ChannelClosed { id } => {
-                    self.closed.push(self.labels.get(&id).cloned().unwrap_or_else(|| format!("#{id}")));
-                }
-                PeerEvent::Failed(f) => panic!("peer failed: {f:?}"),
-                PeerEvent::DataTransportLost(r) => panic!("SCTP lost: {r:?}"),
-                _ => {}
-            }
-        }
-        self.seen_events = self.d.events.len();
-        let now = self.d.now();
-        for (id, msgs, next) in &mut self.outbox {
-            while *next < msgs.len() {
-                match self.d.peer.send_data(now, *id, true, &msgs[*next]) {
-                    Ok(()) => *next += 1,
-                    Err(PeerError::Sctp(SctpError::WouldBlock)) => {
-                        self.would_block += 1;
-                        break;
-                    }
-                    Err(e) => panic!("send_data: {e:?}"),
-                }
-            }
-        }
-        self.d.flush().unwrap();
-    }
-
-    fn describe(&self) -> String {
-        let rx: Vec<(&String, usize, usize)> =
-            self.rx.iter().map(|(l, v)| (l, v.len(), v.iter().map(|m| m.1.len()).sum())).collect();
-        let tx: Vec<(u16, usize, usize)> = self.outbox.iter().map(|(id, m, n)| (*id, *n, m.len())).collect();
-        format!("received {rx:?}, sent {tx:?}, closed {:?}, stats {:?}", self.closed, self.d.peer.stats())
-    }
-
-    fn outbox_done(&self) -> bool {
-        self.outbox.iter().all(|(_, m, n)| *n == m.len())
-    }
-
-    fn rx_bytes(&self, label: &str) -> usize {
-        self.rx.get(label).map(|v| v.iter().map(|m| m.1.len()).sum()).unwrap_or(0)
-    }
-
-    fn id_of(&self, label: &str) -> Option<u16> {
-        self.labels.iter().find(|(_, l)| l.as_str() == label).map(|(id, _)| *id)
-    }
-
-    fn pump_until(&mut self, secs: u64, what: &str, mut done: impl FnMut(&Side) -> bool) {
-        let deadline = StdInstant::now() + Duration::from_secs(secs);
-        while !done(self) {
-            assert!(StdInstant::now() < deadline, "timed out waiting for {what}; {}", self.describe());
-            self.pump();
-        }
-    }
-}
-
-fn call(a: &mut Aiortc, s: &mut Side, name: &str, args: Value, secs: u64) -> Value {
+fn call(a: &mut Aiortc, s: &mut ChannelSide, name: &str, args: Value, secs: u64) -> Value {
     match a.call_with(name, args, Duration::from_secs(secs), || s.pump()) {
         Ok(v) => v,
         Err(e) => {
@@ -180,12 +56,8 @@ fn call(a: &mut Aiortc, s: &mut Side, name: &str, args: Value, secs: u64) -> Val
     }
 }
 
-fn wait(a: &mut Aiortc, s: &mut Side, what: &str, at_least: usize, secs: u64) -> Value {
+fn wait(a: &mut Aiortc, s: &mut ChannelSide, what: &str, at_least: usize, secs: u64) -> Value {
     call(a, s, "wait", json!({"what": what, "at_least": at_least, "timeout": secs}), secs + 10)
-}
-
-fn config() -> PeerConfig {
-    PeerConfig { video_codecs: &[], audio_codecs: &[], datachannel: true, ..PeerConfig::camera() }
 }
 
 fn aiortc_channels() -> Value {
@@ -198,7 +70,7 @@ fn aiortc_channels() -> Value {
 
 /// Our channels: `from-tinyrtc` by DCEP and `neg` pre-negotiated (both may
 /// be opened before DTLS is up).
-fn open_ours(s: &mut Side) -> u16 {
+fn open_ours(s: &mut ChannelSide) -> u16 {
     let now = s.d.now();
     let ours = s.d.peer.open_channel(now, "from-tinyrtc", "tinyrtc-bulk", ChannelConfig::default()).unwrap();
     s.labels.insert(ours, "from-tinyrtc".into());
@@ -208,7 +80,7 @@ fn open_ours(s: &mut Side) -> u16 {
     ours
 }
 
-fn exchange(test: &str, a: &mut Aiortc, s: &mut Side, ours: u16, connect_ms: u128) {
+fn exchange(test: &str, a: &mut Aiortc, s: &mut ChannelSide, ours: u16, connect_ms: u128) {
     // Every channel open on both sides, with the options its opener chose.
     s.pump_until(10, "channels open", |s| {
         s.d.events.contains(&PeerEvent::ChannelOpen { id: ours, by_remote: false })
@@ -303,7 +175,7 @@ fn exchange(test: &str, a: &mut Aiortc, s: &mut Side, ours: u16, connect_ms: u12
     s.outbox.push((lossy, burst, 0));
     let t1 = StdInstant::now();
     call(a, s, "send_burst", json!({"label": "lossy", "count": BURST, "size": BURST_SIZE}), 20);
-    s.pump_until(10, "lossy burst sent", Side::outbox_done);
+    s.pump_until(10, "lossy burst sent", ChannelSide::outbox_done);
     let sent_in = t1.elapsed();
     let st = wait(a, s, "rx_messages:lossy", BURST, 3);
     // Give stragglers a moment on our side too.
@@ -382,7 +254,7 @@ fn exchange(test: &str, a: &mut Aiortc, s: &mut Side, ours: u16, connect_ms: u12
 fn a_tinyrtc_offers() {
     let test = "datachannel_aiortc::a_tinyrtc_offers";
     let Some(mut a) = Aiortc::launch(test) else { return };
-    let mut s = Side::new(config(), 301);
+    let mut s = ChannelSide::bind(test, datachannel_only(), 301);
     let mut sdp = vec![0u8; 8192];
     let n = s.d.peer.create_offer(&mut sdp).unwrap();
     let offer = std::str::from_utf8(&sdp[..n]).unwrap().to_string();
@@ -411,7 +283,7 @@ fn b_aiortc_offers() {
     let offer = a.call("offer", json!({"channels": aiortc_channels()})).unwrap();
     let offer = offer.as_str().expect("offer SDP").to_string();
     assert!(offer.contains("m=application"));
-    let mut s = Side::new(config(), 401);
+    let mut s = ChannelSide::bind(test, datachannel_only(), 401);
     let mut rng = ChaCha20Rng::seed_from_u64(402);
     let mut sdp = vec![0u8; 8192];
     let now = s.d.now();

@@ -26,14 +26,14 @@
 //! The default `Peer` receives into a 16 KiB buffer (one bulk message): the
 //! test reads every message as soon as a datagram is handled.
 
-use std::collections::HashMap;
+use std::ops::{Deref, DerefMut};
 use std::time::{Duration, Instant as StdInstant};
 
+use host_tests::channels::{bulk_bytes, datachannel_only, hex, ChannelSide};
 use host_tests::chromium::{json, selected_pair, Chromium, Value};
-use host_tests::driver::{loopback_v4, PeerDriver};
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
-use tinyrtc::peer::{ChannelConfig, Peer, PeerConfig, PeerError, PeerEvent, Reliability};
+use tinyrtc::peer::{ChannelConfig, PeerError, PeerEvent, Reliability};
 use tinyrtc::sctp::SctpError;
 
 const BULK: usize = 1 << 20;
@@ -44,118 +44,37 @@ const SEED_US: u32 = 17;
 const SEED_THEM: u32 = 19;
 const NEG_ID: u16 = 42;
 
-/// The byte sequence of the page's `bulkBytes` (and aiortc_peer.py's).
-fn bulk_bytes(total: usize, seed: u32) -> Vec<u8> {
-    let mut x = seed;
-    (0..total)
-        .map(|_| {
-            x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
-            (x >> 24) as u8
-        })
-        .collect()
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-/// Both ends: the driven tinyrtc peer and the Chromium page.
+/// Both ends: the driven tinyrtc peer (reached through `Deref`) and the
+/// Chromium page.
 struct Run {
-    test: &'static str,
-    d: PeerDriver,
+    s: ChannelSide,
     c: Chromium,
-    labels: HashMap<u16, String>,
-    /// Messages tinyrtc received per label: (binary, bytes).
-    rx: HashMap<String, Vec<(bool, Vec<u8>)>>,
-    closed: Vec<String>,
-    seen_events: usize,
-    /// (channel id, messages, next index)
-    outbox: Vec<(u16, Vec<Vec<u8>>, usize)>,
-    would_block: u64,
     page_events: Vec<Value>,
+}
+
+impl Deref for Run {
+    type Target = ChannelSide;
+    fn deref(&self) -> &ChannelSide {
+        &self.s
+    }
+}
+
+impl DerefMut for Run {
+    fn deref_mut(&mut self) -> &mut ChannelSide {
+        &mut self.s
+    }
 }
 
 impl Run {
     fn new(test: &'static str, c: Chromium, seed: u64) -> Run {
-        let mut rng = ChaCha20Rng::seed_from_u64(seed);
-        let config = PeerConfig { video_codecs: &[], audio_codecs: &[], datachannel: true, ..PeerConfig::camera() };
-        let peer = Peer::new(config, &mut rng);
-        let mut d = PeerDriver::bind(peer, "127.0.0.1:0".parse().unwrap()).unwrap();
-        d.accept_source = loopback_v4;
-        Run {
-            test,
-            d,
-            c,
-            labels: HashMap::new(),
-            rx: HashMap::new(),
-            closed: Vec::new(),
-            seen_events: 0,
-            outbox: Vec::new(),
-            would_block: 0,
-            page_events: Vec::new(),
-        }
+        Run { s: ChannelSide::bind(test, datachannel_only(), seed), c, page_events: Vec::new() }
     }
 
-    /// Drive the peer ~5 ms, reading every message as soon as it arrives
-    /// and feeding the outbox; collect the page's events.
+    /// Drive the peer ~5 ms (see [`ChannelSide::pump`]); collect the page's
+    /// events.
     fn pump(&mut self) {
-        let end = StdInstant::now() + Duration::from_millis(5);
-        while StdInstant::now() < end {
-            self.d.turn(Duration::from_millis(1)).unwrap();
-            self.process();
-        }
+        self.s.pump();
         self.page_events.extend(self.c.drain_events());
-    }
-
-    fn process(&mut self) {
-        let mut buf = vec![0u8; 64 * 1024];
-        for i in self.seen_events..self.d.events.len() {
-            match self.d.events[i] {
-                PeerEvent::ChannelOpen { id, .. } => {
-                    let label = self.d.peer.channel_label(id).unwrap_or("?").to_string();
-                    self.labels.insert(id, label);
-                }
-                PeerEvent::ChannelData { id, binary, len } => {
-                    let (rid, rbinary, n) = self.d.peer.read_data(&mut buf).expect("read_data");
-                    assert_eq!((rid, rbinary, n), (id, binary, len), "read_data order");
-                    let label = self.labels.get(&id).cloned().unwrap_or_else(|| format!("#{id}"));
-                    self.rx.entry(label).or_default().push((binary, buf[..n].to_vec()));
-                }
-                PeerEvent::ChannelClosed { id } => {
-                    self.closed.push(self.labels.get(&id).cloned().unwrap_or_else(|| format!("#{id}")));
-                }
-                PeerEvent::Failed(f) => panic!("peer failed: {f:?}"),
-                PeerEvent::DataTransportLost(r) => panic!("SCTP lost: {r:?}"),
-                _ => {}
-            }
-        }
-        self.seen_events = self.d.events.len();
-        let now = self.d.now();
-        for (id, msgs, next) in &mut self.outbox {
-            while *next < msgs.len() {
-                match self.d.peer.send_data(now, *id, true, &msgs[*next]) {
-                    Ok(()) => *next += 1,
-                    Err(PeerError::Sctp(SctpError::WouldBlock)) => {
-                        self.would_block += 1;
-                        break;
-                    }
-                    Err(e) => panic!("send_data: {e:?}"),
-                }
-            }
-        }
-        self.d.flush().unwrap();
-    }
-
-    fn describe(&self) -> String {
-        let rx: Vec<(&String, usize, usize)> =
-            self.rx.iter().map(|(l, v)| (l, v.len(), v.iter().map(|m| m.1.len()).sum())).collect();
-        let tx: Vec<(u16, usize, usize)> = self.outbox.iter().map(|(id, m, n)| (*id, *n, m.len())).collect();
-        format!(
-            "received {rx:?}, sent {tx:?}, closed {:?}, labels {:?}, stats {:?}",
-            self.closed,
-            self.labels,
-            self.d.peer.stats()
-        )
     }
 
     /// Call a page helper (`window.tr.<name>`), then catch up on the peer.
@@ -200,18 +119,6 @@ impl Run {
 
     fn page_saw(&self, event: &str, label: &str) -> bool {
         self.page_events.iter().any(|e| e["event"] == event && e["label"] == label)
-    }
-
-    fn outbox_done(&self) -> bool {
-        self.outbox.iter().all(|(_, m, n)| *n == m.len())
-    }
-
-    fn rx_bytes(&self, label: &str) -> usize {
-        self.rx.get(label).map(|v| v.iter().map(|m| m.1.len()).sum()).unwrap_or(0)
-    }
-
-    fn id_of(&self, label: &str) -> Option<u16> {
-        self.labels.iter().find(|(_, l)| l.as_str() == label).map(|(id, _)| *id)
     }
 }
 
@@ -344,7 +251,7 @@ fn exchange(r: &mut Run, ours: u16, connect_ms: u128) {
     r.outbox.push((lossy, burst, 0));
     let t1 = StdInstant::now();
     let sent = r.call("sendBurst", json!(["lossy", BURST, BURST_SIZE]));
-    r.pump_until(10, "lossy burst sent", Run::outbox_done);
+    r.pump_until(10, "lossy burst sent", |r| r.outbox_done());
     let queued_in = t1.elapsed();
     let st = r.until_page(5, "lossy burst", |st| st["lossy"]["messages"].as_u64() >= Some(BURST as u64));
     let deadline = StdInstant::now() + Duration::from_secs(3);

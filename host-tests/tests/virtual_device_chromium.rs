@@ -20,6 +20,7 @@ use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use host_tests::channels::hex;
 use host_tests::chromium::{self, json, stats_of, Chromium, Value};
 use virtual_device::http::{self, Response};
 use virtual_device::{whip, Options, VirtualDevice, CLIP};
@@ -89,10 +90,6 @@ fn two_viewers_get_video_third_is_refused() {
     assert_eq!(s["viewers_refused"], 1, "{s}");
     assert!(s["frames"].as_u64().unwrap() >= 30, "{s}");
     dev.shutdown();
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 #[test]
