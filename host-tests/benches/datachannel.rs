@@ -12,15 +12,14 @@
 //! separate layer of the `Peer`), while str0m runs SCTP inside DTLS with
 //! ICE; the str0m wall time therefore includes its DTLS encryption.
 
-use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::Instant as StdInstant;
 
 use host_tests::netsim::{LinkConfig, Network, Node};
+use host_tests::str0m::Str0mIo;
 use rand::SeedableRng;
 use str0m::channel::ChannelId as Str0mChannelId;
-use str0m::net::{Protocol, Receive};
-use str0m::{Candidate, Event as Str0mEvent, Input, Output, Rtc};
+use str0m::{Candidate, Event as Str0mEvent, Rtc};
 use tinyrtc::sctp::{ChannelConfig, Event, MessageKind, Role, SctpAssociationN, SctpConfig};
 use tinyrtc::{Duration, Instant, Transmit};
 
@@ -141,30 +140,18 @@ fn run_tinyrtc<const S: usize, const R: usize, const C: usize>(seed: u64, loss: 
 // -------------------------------------------------------------------- str0m
 
 struct Str0mHost {
-    rtc: Rtc,
-    base: StdInstant,
-    timeout: Option<Instant>,
-    out: VecDeque<(SocketAddr, SocketAddr, Vec<u8>)>,
+    io: Str0mIo,
     received: usize,
     open: Option<Str0mChannelId>,
 }
 
 impl Str0mHost {
-    fn std(&self, t: Instant) -> StdInstant {
-        self.base + std::time::Duration::from_micros(t.as_micros())
-    }
     fn pump(&mut self) {
-        loop {
-            match self.rtc.poll_output().expect("str0m poll_output") {
-                Output::Transmit(t) => self.out.push_back((t.source, t.destination, t.contents.to_vec())),
-                Output::Event(Str0mEvent::ChannelData(d)) => self.received += d.data.len(),
-                Output::Event(Str0mEvent::ChannelOpen(id, _)) => self.open = Some(id),
-                Output::Event(_) => {}
-                Output::Timeout(t) => {
-                    let us = t.saturating_duration_since(self.base).as_micros() as u64;
-                    self.timeout = Some(Instant::from_micros(us));
-                    return;
-                }
+        for e in self.io.pump() {
+            match e {
+                Str0mEvent::ChannelData(d) => self.received += d.data.len(),
+                Str0mEvent::ChannelOpen(id, _) => self.open = Some(id),
+                _ => {}
             }
         }
     }
@@ -172,23 +159,17 @@ impl Str0mHost {
 
 impl Node for Str0mHost {
     fn handle_receive(&mut self, now: Instant, from: SocketAddr, to: SocketAddr, data: &[u8]) {
-        let Ok(contents) = data.try_into() else { return };
-        let input =
-            Input::Receive(self.std(now), Receive { proto: Protocol::Udp, source: from, destination: to, contents });
-        self.rtc.handle_input(input).expect("str0m handle_input");
+        self.io.receive(now, from, to, data);
         self.pump();
     }
     fn poll_transmit(&mut self, _now: Instant, buf: &mut [u8]) -> Option<Transmit> {
-        let (src, dst, data) = self.out.pop_front()?;
-        buf[..data.len()].copy_from_slice(&data);
-        Some(Transmit { source: Some(src), destination: dst, len: data.len() })
+        self.io.poll_transmit(buf)
     }
     fn poll_timeout(&self) -> Option<Instant> {
-        self.timeout
+        self.io.poll_timeout()
     }
     fn handle_timeout(&mut self, now: Instant) {
-        let t = self.std(now);
-        self.rtc.handle_input(Input::Timeout(t)).expect("str0m timeout");
+        self.io.handle_timeout(now);
         self.pump();
     }
 }
@@ -207,7 +188,7 @@ fn run_str0m(seed: u64, loss: f64) -> Figures {
     let (offer, pending) = change.apply().unwrap();
     let answer = r.sdp_api().accept_offer(offer).unwrap();
     l.sdp_api().accept_answer(pending, answer).unwrap();
-    let mk = |rtc| Str0mHost { rtc, base, timeout: Some(Instant::ZERO), out: VecDeque::new(), received: 0, open: None };
+    let mk = |rtc| Str0mHost { io: Str0mIo::new(rtc, base), received: 0, open: None };
     let a = net.add_host(Network::PUBLIC, a_addr, mk(l));
     let b = net.add_host(Network::PUBLIC, b_addr, mk(r));
     net.set_link(a, link(loss));
@@ -224,7 +205,7 @@ fn run_str0m(seed: u64, loss: f64) -> Figures {
     let done = net.run_until_cond(deadline, |n| {
         let host = n.node_mut::<Str0mHost>(a);
         let mut wrote = false;
-        if let Some(mut chan) = host.rtc.channel(cid) {
+        if let Some(mut chan) = host.io.rtc.channel(cid) {
             while sent < TOTAL && chan.write(true, &msg).unwrap_or(false) {
                 sent += MESSAGE;
                 wrote = true;

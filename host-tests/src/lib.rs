@@ -6,6 +6,7 @@ pub mod channels;
 pub mod chromium;
 pub mod clips;
 pub mod netsim;
+pub mod str0m;
 
 pub mod driver;
 /// libsrtp2 through a small C shim (when the build found libsrtp2).

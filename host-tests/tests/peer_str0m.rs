@@ -34,14 +34,14 @@ use std::net::SocketAddr;
 use std::time::Instant as StdInstant;
 
 use host_tests::netsim::{run_with_seed, LinkConfig, Network, Node};
+use host_tests::str0m::Str0mIo;
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 use str0m::channel::ChannelId as Str0mChannelId;
 use str0m::media::{
     Direction as Str0mDirection, Frequency, KeyframeRequestKind, MediaKind as Str0mKind, MediaTime, Mid, Pt,
 };
-use str0m::net::{Protocol, Receive};
-use str0m::{Candidate, Event as Str0mEvent, IceConnectionState, Input, Output, Rtc};
+use str0m::{Candidate, Event as Str0mEvent, IceConnectionState, Rtc};
 use tinyrtc::peer::{ChannelConfig, Peer, PeerConfig, PeerEvent, PeerState};
 use tinyrtc::rtp::audio::AudioDepacketizer;
 use tinyrtc::rtp::h264::H264Depacketizer;
@@ -172,10 +172,7 @@ impl Node for TinyHost {
 
 /// str0m's `Rtc` as a simulator node.
 struct Str0mHost {
-    rtc: Rtc,
-    base: StdInstant,
-    timeout: Option<Instant>,
-    out: VecDeque<(SocketAddr, SocketAddr, Vec<u8>)>,
+    io: Str0mIo,
     connected: bool,
     /// (mid, payload type, frame bytes) of every reassembled frame.
     frames: Vec<(Mid, u8, Vec<u8>)>,
@@ -192,10 +189,7 @@ struct Str0mHost {
 impl Str0mHost {
     fn new(rtc: Rtc, base: StdInstant) -> Self {
         Str0mHost {
-            rtc,
-            base,
-            timeout: Some(Instant::ZERO),
-            out: VecDeque::new(),
+            io: Str0mIo::new(rtc, base),
             connected: false,
             frames: Vec::new(),
             channel_open: None,
@@ -205,45 +199,31 @@ impl Str0mHost {
             first_seq: HashMap::new(),
         }
     }
-    fn std(&self, t: Instant) -> StdInstant {
-        self.base + std::time::Duration::from_micros(t.as_micros())
-    }
     fn pump(&mut self) {
-        loop {
-            match self.rtc.poll_output().expect("str0m poll_output") {
-                Output::Transmit(t) => self.out.push_back((t.source, t.destination, t.contents.to_vec())),
-                Output::Event(e) => match e {
-                    Str0mEvent::IceConnectionStateChange(IceConnectionState::Connected) | Str0mEvent::Connected => {
-                        self.connected = true
-                    }
-                    Str0mEvent::MediaData(d) => self.frames.push((d.mid, *d.pt, d.data.to_vec())),
-                    Str0mEvent::ChannelOpen(id, label) => self.channel_open = Some((id, label)),
-                    Str0mEvent::ChannelData(d) => self.channel_data.push((d.binary, d.data.clone())),
-                    Str0mEvent::MediaIngressStats(st) => {
-                        self.ingress.insert(st.mid, (st.packets, st.bytes));
-                    }
-                    Str0mEvent::MediaEgressStats(st) => {
-                        if let Some(rtt) = st.rtt {
-                            self.egress_rtt.insert(st.mid, rtt);
-                        }
-                    }
-                    _ => {}
-                },
-                Output::Timeout(t) => {
-                    // Round up: a deadline truncated to the microsecond
-                    // before it would wake str0m too early, forever.
-                    let d = t.saturating_duration_since(self.base);
-                    let us = d.as_micros() as u64 + u64::from(!d.subsec_nanos().is_multiple_of(1000));
-                    self.timeout = Some(Instant::from_micros(us));
-                    return;
+        for e in self.io.pump() {
+            match e {
+                Str0mEvent::IceConnectionStateChange(IceConnectionState::Connected) | Str0mEvent::Connected => {
+                    self.connected = true
                 }
+                Str0mEvent::MediaData(d) => self.frames.push((d.mid, *d.pt, d.data.to_vec())),
+                Str0mEvent::ChannelOpen(id, label) => self.channel_open = Some((id, label)),
+                Str0mEvent::ChannelData(d) => self.channel_data.push((d.binary, d.data.clone())),
+                Str0mEvent::MediaIngressStats(st) => {
+                    self.ingress.insert(st.mid, (st.packets, st.bytes));
+                }
+                Str0mEvent::MediaEgressStats(st) => {
+                    if let Some(rtt) = st.rtt {
+                        self.egress_rtt.insert(st.mid, rtt);
+                    }
+                }
+                _ => {}
             }
         }
     }
     /// Write one frame on `mid` (str0m packetizes it at its next timeout).
     fn write(&mut self, now: Instant, mid: Mid, pt: u8, rtp_time: MediaTime, frame: &[u8]) {
-        let wallclock = self.std(now);
-        let writer = self.rtc.writer(mid).expect("str0m writer");
+        let wallclock = self.io.std(now);
+        let writer = self.io.rtc.writer(mid).expect("str0m writer");
         writer.write(Pt::new_with_value(pt), wallclock, rtp_time, frame.to_vec()).expect("str0m write");
         self.pump();
     }
@@ -259,23 +239,17 @@ impl Node for Str0mHost {
             let (seq, ssrc) = rtp_seq_ssrc(data);
             self.first_seq.entry(ssrc).or_insert(seq);
         }
-        let Ok(contents) = data.try_into() else { return };
-        let input =
-            Input::Receive(self.std(now), Receive { proto: Protocol::Udp, source: from, destination: to, contents });
-        self.rtc.handle_input(input).expect("str0m handle_input");
+        self.io.receive(now, from, to, data);
         self.pump();
     }
     fn poll_transmit(&mut self, _now: Instant, buf: &mut [u8]) -> Option<Transmit> {
-        let (src, dst, data) = self.out.pop_front()?;
-        buf[..data.len()].copy_from_slice(&data);
-        Some(Transmit { source: Some(src), destination: dst, len: data.len() })
+        self.io.poll_transmit(buf)
     }
     fn poll_timeout(&self) -> Option<Instant> {
-        self.timeout
+        self.io.poll_timeout()
     }
     fn handle_timeout(&mut self, now: Instant) {
-        let t = self.std(now);
-        self.rtc.handle_input(Input::Timeout(t)).expect("str0m timeout");
+        self.io.handle_timeout(now);
         self.pump();
     }
 }
@@ -412,9 +386,10 @@ fn tinyrtc_offers(seed: u64, video_codec: CodecChoice) {
     let (cid, label) = sh.channel_open.clone().expect("str0m saw the channel open");
     assert_eq!(label, "telemetry");
     assert_eq!(sh.channel_data[0], (false, b"temperature=21.5".to_vec()));
-    sh.rtc.channel(cid).expect("str0m channel").write(true, &[1, 2, 3, 4]).unwrap();
+    sh.io.rtc.channel(cid).expect("str0m channel").write(true, &[1, 2, 3, 4]).unwrap();
     // str0m asks for a keyframe of our video.
-    sh.rtc
+    sh.io
+        .rtc
         .direct_api()
         .stream_rx_by_mid(video_mid, None)
         .expect("rx stream")
@@ -551,7 +526,7 @@ fn str0m_offers_tinyrtc_answers() {
             net.run_for(Duration::from_millis(20));
         }
         let sh = net.node_mut::<Str0mHost>(s);
-        sh.rtc.channel(cid).expect("channel").write(false, b"reboot please").unwrap();
+        sh.io.rtc.channel(cid).expect("channel").write(false, b"reboot please").unwrap();
         sh.pump();
         // A lost DATA chunk waits for str0m's SCTP retransmission timeout.
         let sent_at = net.now();
