@@ -557,6 +557,9 @@ pub struct SctpAssociationN<const SEND: usize, const RECV: usize, const STREAMS:
     rx_bits: [u64; 4],
     rx_dups: heapless::Vec<u32, MAX_DUP_TSNS>,
     rx_highest: u32,
+    /// Running estimate of the payload size of the peer's DATA chunks
+    /// (bytes): our window in chunk slots is this many bytes per free slot.
+    rx_chunk_size: usize,
 
     // Stream reset (RFC 6525).
     my_next_req_seq: u32,
@@ -672,6 +675,7 @@ impl<const SEND: usize, const RECV: usize, const STREAMS: usize, const CHUNKS: u
             rx_bits: [0; 4],
             rx_dups: heapless::Vec::new(),
             rx_highest: 0,
+            rx_chunk_size: RECV / CHUNKS,
             my_next_req_seq: my_initial_tsn,
             reconfig_outstanding: None,
             peer_next_req_seq: 0,
@@ -1157,8 +1161,8 @@ impl<const SEND: usize, const RECV: usize, const STREAMS: usize, const CHUNKS: u
         self.stats.messages_received += 1;
         self.stats.bytes_received += len as u64;
         // Window update: tell the peer when the window reopens.
-        let mtu = self.config.mtu;
-        if before < 2 * mtu && self.rx_window() >= 2 * mtu {
+        let update = self.rx_window_update();
+        if before < update && self.rx_window() >= update {
             self.sack_now = true;
         }
         Ok((ChannelId(first.stream), kind, len))
@@ -1181,12 +1185,46 @@ impl<const SEND: usize, const RECV: usize, const STREAMS: usize, const CHUNKS: u
         }
     }
 
+    /// Our advertised receiver window (a_rwnd): free buffer bytes, but no
+    /// more than the free chunk slots hold at the peer's usual chunk size.
+    /// The peer counts only bytes against it, so a window in bytes alone
+    /// lets a sender of small messages send more chunks than we have slots;
+    /// the excess is dropped and waits for the sender's retransmission
+    /// timer (seconds, with its backoff). The slots the holes below our
+    /// highest TSN need (see `on_data`) are not offered: a sender stops
+    /// counting a hole it abandoned (partial reliability) long before its
+    /// FORWARD-TSN reaches us. The peer subtracts its outstanding bytes
+    /// from this, so what it may add fits in the slots left.
     fn rx_window(&self) -> usize {
-        if self.rx_len >= CHUNKS {
-            0
+        let slots = CHUNKS.saturating_sub(self.rx_len + self.rx_missing());
+        (RECV - self.rx_used).min(slots.saturating_mul(self.rx_chunk_size))
+    }
+
+    /// TSNs not received between the cumulative ack point and the highest
+    /// TSN received.
+    fn rx_missing(&self) -> usize {
+        let high = self.rx_highest.wrapping_sub(self.rx_cum_tsn);
+        let present = self.rx_bits.iter().map(|w| w.count_ones() as usize).sum::<usize>();
+        if high < RX_TSN_WINDOW {
+            (high as usize).saturating_sub(present)
         } else {
-            RECV - self.rx_used
+            0
         }
+    }
+
+    /// The window a SACK must announce once it reopens (see `read_message`):
+    /// two packets, or half of what an empty buffer advertises.
+    fn rx_window_update(&self) -> usize {
+        (2 * self.config.mtu).min(RECV.min(CHUNKS.saturating_mul(self.rx_chunk_size)) / 2)
+    }
+
+    /// Track the peer's chunk size: falls quickly towards small chunks
+    /// (a quarter of the difference per chunk) and rises slowly (an
+    /// eighth), so a run of small messages shrinks the window in a few
+    /// chunks while one large chunk among small ones barely widens it.
+    fn track_chunk_size(&mut self, len: usize) {
+        let est = self.rx_chunk_size;
+        self.rx_chunk_size = if len < est { est - (est - len).div_ceil(4) } else { est + (len - est) / 8 }.max(1);
     }
 
     // ------------------------------------------------------------- timers
@@ -1785,6 +1823,7 @@ impl<const SEND: usize, const RECV: usize, const STREAMS: usize, const CHUNKS: u
         if len > u16::MAX as usize {
             return;
         }
+        self.track_chunk_size(len);
         // Out-of-order data never takes the room that the chunks still
         // missing below the highest TSN (each estimated at the largest chunk
         // held) need to complete the cumulative ack point: otherwise a full
