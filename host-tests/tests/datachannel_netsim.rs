@@ -13,23 +13,24 @@ use host_tests::netsim::{run_seeds, LinkConfig, Network, Node, NodeId, SEED_ENV}
 use rand::SeedableRng;
 use tinyrtc::sctp::association::{DEFAULT_MAX_INIT_RETRANSMITS, DEFAULT_RTO_MAX};
 use tinyrtc::sctp::{
-    ChannelConfig, ChannelId, Event, LostReason, MessageKind, Reliability, Role, SctpAssociation, SctpConfig,
+    ChannelConfig, ChannelId, Event, LostReason, MessageKind, Reliability, Role, SctpAssociationN, SctpConfig,
 };
 use tinyrtc::{Duration, Instant, Transmit};
 
-/// A host running one association towards a fixed peer address.
-struct SctpHost {
-    assoc: Box<SctpAssociation>,
+/// A host running one association towards a fixed peer address; `RECV`
+/// (both buffers) and `CHUNKS` default to those of `SctpAssociation`.
+struct SctpHost<const RECV: usize = 65536, const CHUNKS: usize = 128> {
+    assoc: Box<SctpAssociationN<RECV, RECV, 16, CHUNKS>>,
     peer: SocketAddr,
     events: Vec<Event>,
     messages: Vec<(ChannelId, MessageKind, Vec<u8>)>,
 }
 
-impl SctpHost {
+impl<const RECV: usize, const CHUNKS: usize> SctpHost<RECV, CHUNKS> {
     fn new(seed: u64, role: Role, peer: SocketAddr, config: SctpConfig) -> Self {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
         SctpHost {
-            assoc: Box::new(SctpAssociation::new(config, role, &mut rng)),
+            assoc: Box::new(SctpAssociationN::new(config, role, &mut rng)),
             peer,
             events: Vec::new(),
             messages: Vec::new(),
@@ -53,7 +54,7 @@ impl SctpHost {
     }
 }
 
-impl Node for SctpHost {
+impl<const RECV: usize, const CHUNKS: usize> Node for SctpHost<RECV, CHUNKS> {
     fn handle_receive(&mut self, now: Instant, _from: SocketAddr, _to: SocketAddr, data: &[u8]) {
         let _ = self.assoc.handle_receive(now, data);
         self.drain_events();
@@ -100,10 +101,18 @@ fn lossy_link(loss: f64) -> LinkConfig {
 /// Two hosts, A about to connect; A's access link carries `loss` both ways
 /// (each datagram crosses it once), B's only delay.
 fn hosts(seed: u64, loss: f64, config: SctpConfig) -> (Network, NodeId, NodeId) {
+    hosts_n::<65536, 128, 65536, 128>(seed, loss, config)
+}
+
+fn hosts_n<const RA: usize, const CA: usize, const RB: usize, const CB: usize>(
+    seed: u64,
+    loss: f64,
+    config: SctpConfig,
+) -> (Network, NodeId, NodeId) {
     let mut net = Network::new(seed);
     let (a_addr, b_addr): (SocketAddr, SocketAddr) = (A_ADDR.parse().unwrap(), B_ADDR.parse().unwrap());
-    let a = net.add_host(Network::PUBLIC, a_addr, SctpHost::new(seed, Role::Client, b_addr, config));
-    let b = net.add_host(Network::PUBLIC, b_addr, SctpHost::new(seed ^ 0x5eed, Role::Server, a_addr, config));
+    let a = net.add_host(Network::PUBLIC, a_addr, SctpHost::<RA, CA>::new(seed, Role::Client, b_addr, config));
+    let b = net.add_host(Network::PUBLIC, b_addr, SctpHost::<RB, CB>::new(seed ^ 0x5eed, Role::Server, a_addr, config));
     net.set_link(a, lossy_link(loss));
     net.set_link(b, lossy_link(0.0));
     (net, a, b)
@@ -118,20 +127,28 @@ fn handshake_limit() -> Duration {
 
 /// Connect A to B; returns how long the handshake took.
 fn handshake(net: &mut Network, a: NodeId, b: NodeId) -> Duration {
+    handshake_n::<65536, 128, 65536, 128>(net, a, b)
+}
+
+fn handshake_n<const RA: usize, const CA: usize, const RB: usize, const CB: usize>(
+    net: &mut Network,
+    a: NodeId,
+    b: NodeId,
+) -> Duration {
     let start = net.now();
-    net.node_mut::<SctpHost>(a).assoc.connect(start);
+    net.node_mut::<SctpHost<RA, CA>>(a).assoc.connect(start);
     let deadline = start + handshake_limit();
     let up = net.run_until_cond(deadline, |n| {
-        n.node::<SctpHost>(a).assoc.is_established() && n.node::<SctpHost>(b).assoc.is_established()
+        n.node::<SctpHost<RA, CA>>(a).assoc.is_established() && n.node::<SctpHost<RB, CB>>(b).assoc.is_established()
     });
-    let (sa, sb) = (net.node::<SctpHost>(a).assoc.stats(), net.node::<SctpHost>(b).assoc.stats());
+    let (sa, sb) = (net.node::<SctpHost<RA, CA>>(a).assoc.stats(), net.node::<SctpHost<RB, CB>>(b).assoc.stats());
     assert!(
         up,
         "handshake did not complete in {:?}: A {:?} {:?}, B {:?} {:?}",
         handshake_limit(),
-        net.node::<SctpHost>(a).assoc.lost_reason(),
+        net.node::<SctpHost<RA, CA>>(a).assoc.lost_reason(),
         sa,
-        net.node::<SctpHost>(b).assoc.lost_reason(),
+        net.node::<SctpHost<RB, CB>>(b).assoc.lost_reason(),
         sb
     );
     net.now() - start
@@ -144,10 +161,22 @@ fn setup(seed: u64, loss: f64, config: SctpConfig) -> (Network, NodeId, NodeId) 
 }
 
 fn open(net: &mut Network, a: NodeId, b: NodeId, label: &str, config: ChannelConfig) -> ChannelId {
+    open_n::<65536, 128, 65536, 128>(net, a, b, label, config)
+}
+
+fn open_n<const RA: usize, const CA: usize, const RB: usize, const CB: usize>(
+    net: &mut Network,
+    a: NodeId,
+    b: NodeId,
+    label: &str,
+    config: ChannelConfig,
+) -> ChannelId {
     let now = net.now();
-    let id = net.node_mut::<SctpHost>(a).assoc.open_channel(now, label, "", config).unwrap();
+    let id = net.node_mut::<SctpHost<RA, CA>>(a).assoc.open_channel(now, label, "", config).unwrap();
     let deadline = net.now() + Duration::from_secs(120);
-    let ok = net.run_until_cond(deadline, |n| n.node::<SctpHost>(a).opened(id) && n.node::<SctpHost>(b).opened(id));
+    let ok = net.run_until_cond(deadline, |n| {
+        n.node::<SctpHost<RA, CA>>(a).opened(id) && n.node::<SctpHost<RB, CB>>(b).opened(id)
+    });
     assert!(ok, "channel {label} did not open");
     id
 }
@@ -351,4 +380,94 @@ fn vanished_peer_is_detected_by_heartbeat() {
         slowest = slowest.max(took);
     });
     println!("vanished peer detected after at most {slowest:?} of silence");
+}
+
+/// Small reliable messages at a high rate under loss, from an association
+/// with the default capacities (64 KiB, 128 chunks) to one with those of
+/// the default `Peer` (16 KiB, 32 chunks): one 200-byte message every 10 ms
+/// (or `burst` of them every `burst` x 10 ms) on an ordered reliable
+/// channel and one every 10 ms on an unordered max-retransmits-0 channel,
+/// for 3 s, over 50 ms and ~5% loss from host to host. 32 chunk slots hold
+/// 6.4 KB of such messages, far below the 16 KiB window in bytes: before
+/// the window counted chunk slots, the sender sent chunks the receiver had
+/// no slot for; they were dropped and waited for T3 (with backoff). Now:
+/// every reliable message arrives in order exactly once, no chunk the
+/// window admitted is dropped, and none waits more than `MAX_DELAY`.
+fn busy_small_messages(seed: u64, burst: usize) {
+    const RECV: usize = tinyrtc::peer::DEFAULT_CHANNEL_BUFFER;
+    const CHUNKS: usize = tinyrtc::peer::DEFAULT_SCTP_CHUNKS;
+    type Sender = SctpHost<65536, 128>;
+    type Receiver = SctpHost<RECV, CHUNKS>;
+    const COUNT: usize = 300;
+    const TICK: Duration = Duration::from_millis(10);
+    /// A few retransmission rounds: a chunk lost three times in a row
+    /// (fast retransmit, then T3 at RTO.Min 400 ms, backed off to 800 ms
+    /// and RTO.Max 1 s) arrives ~2.4 s late, plus the queue built meanwhile.
+    const MAX_DELAY: Duration = Duration::from_millis(4000);
+    let (mut net, a, b) = hosts_n::<65536, 128, RECV, CHUNKS>(seed, 0.0, SctpConfig::default());
+    let link = LinkConfig { loss: 0.025, ..LinkConfig::default().with_delay(Duration::from_millis(25)) };
+    net.set_link(a, link);
+    net.set_link(b, link);
+    handshake_n::<65536, 128, RECV, CHUNKS>(&mut net, a, b);
+    let rel = open_n::<65536, 128, RECV, CHUNKS>(&mut net, a, b, "control", ChannelConfig::default());
+    let lossy_cfg =
+        ChannelConfig { ordered: false, reliability: Reliability::MaxRetransmits(0), ..ChannelConfig::default() };
+    let lossy = open_n::<65536, 128, RECV, CHUNKS>(&mut net, a, b, "telemetry", lossy_cfg);
+    let stamped = |i: usize, at: Instant| {
+        let mut m = message(i, 200);
+        m[4..12].copy_from_slice(&at.as_micros().to_be_bytes());
+        m
+    };
+    let (mut next, mut seen, mut longest) = (0usize, 0usize, Duration::ZERO);
+    let deadline = net.now() + Duration::from_secs(60);
+    let start = net.now();
+    while seen < COUNT && net.now() < deadline {
+        let now = net.now();
+        let tick = ((now - start).as_micros() / TICK.as_micros()) as usize;
+        let host = net.node_mut::<Sender>(a);
+        if tick < COUNT {
+            let _ = host.assoc.send(now, lossy, MessageKind::Binary, &stamped(tick, now));
+        }
+        // Reliable messages due by now, oldest first; a full send buffer
+        // keeps them queued (stamped when due, not when sent).
+        while next < COUNT.min((tick / burst + 1) * burst) {
+            let due = start + Duration::from_micros(TICK.as_micros() * (next / burst * burst) as u64);
+            match host.assoc.send(now, rel, MessageKind::Binary, &stamped(next, due)) {
+                Ok(()) => next += 1,
+                Err(tinyrtc::sctp::SctpError::WouldBlock) => break,
+                Err(e) => panic!("send {next}: {e:?}"),
+            }
+        }
+        let got: Vec<&Vec<u8>> = net.node::<Receiver>(b).messages.iter().filter(|m| m.0 == rel).map(|m| &m.2).collect();
+        for m in &got[seen..] {
+            let due = Instant::from_micros(u64::from_be_bytes(m[4..12].try_into().unwrap()));
+            longest = longest.max(now - due);
+        }
+        seen = got.len();
+        net.run_for(TICK);
+    }
+    let host = net.node::<Receiver>(b);
+    let ids: Vec<u32> =
+        host.messages.iter().filter(|m| m.0 == rel).map(|m| u32::from_be_bytes(m.2[..4].try_into().unwrap())).collect();
+    let stats = host.assoc.stats();
+    println!(
+        "small messages into 32 chunk slots ({burst} every {} ms, 50 ms and ~5% loss): {} reliable, longest delay \
+         {longest:?}; {} received chunks dropped for lack of room",
+        burst * 10,
+        ids.len(),
+        stats.rx_chunks_dropped
+    );
+    assert_eq!(ids, (0..COUNT as u32).collect::<Vec<_>>(), "reliable, in order, once each");
+    assert_eq!(stats.rx_chunks_dropped, 0, "chunks the window admitted were dropped: {stats:?}");
+    assert!(longest <= MAX_DELAY, "a reliable message took {longest:?}");
+}
+
+#[test]
+fn small_reliable_messages_never_stall_at_5_percent_loss() {
+    run_seeds(seeds(500), |seed| busy_small_messages(seed, 1));
+}
+
+#[test]
+fn bursts_of_small_reliable_messages_never_stall_at_5_percent_loss() {
+    run_seeds(seeds(600), |seed| busy_small_messages(seed, 40));
 }
