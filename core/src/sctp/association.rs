@@ -11,9 +11,10 @@
 //!   INIT instead of being echoed again.
 //! - 6.1/6.2: DATA with fragmentation and reassembly, ordered and unordered
 //!   delivery, SACK with gap blocks and duplicate TSNs, delayed ack (every
-//!   second packet or 200 ms), receiver window (a_rwnd) both ways, zero
-//!   window probing; out-of-order chunks are kept only while the chunks
-//!   still missing below them fit too, reneging is a last resort.
+//!   second packet or 200 ms), receiver window (a_rwnd) both ways (ours
+//!   counts free chunk slots as well as bytes), zero window probing;
+//!   out-of-order chunks are kept only while the chunks still missing
+//!   below them fit too, reneging is a last resort.
 //! - RFC 7053: the I bit (immediate SACK) on the last queued chunk after a
 //!   send was refused for lack of buffer; honoured when received.
 //! - 6.3: RTO from SRTT/RTTVAR (Karn's rule: samples only from chunks sent
@@ -465,6 +466,9 @@ struct PeerInit {
 /// - `STREAMS`: channels open at once (about 160 bytes each).
 /// - `CHUNKS`: DATA chunks tracked in each direction (about 48 bytes sent +
 ///   24 bytes received each); at least `SEND` / 1172 and `RECV` / 1172.
+///   Our advertised window is capped at the free slots times the peer's
+///   usual chunk size, so with small messages `CHUNKS` rather than `RECV`
+///   bounds what the peer may have in flight.
 #[derive(Debug)]
 pub struct SctpAssociationN<const SEND: usize, const RECV: usize, const STREAMS: usize, const CHUNKS: usize> {
     config: SctpConfig,
@@ -675,7 +679,7 @@ impl<const SEND: usize, const RECV: usize, const STREAMS: usize, const CHUNKS: u
             rx_bits: [0; 4],
             rx_dups: heapless::Vec::new(),
             rx_highest: 0,
-            rx_chunk_size: RECV / CHUNKS,
+            rx_chunk_size: (RECV / CHUNKS).max(1),
             my_next_req_seq: my_initial_tsn,
             reconfig_outstanding: None,
             peer_next_req_seq: 0,
