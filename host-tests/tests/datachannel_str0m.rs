@@ -33,16 +33,17 @@
 //! str0m draws its own randomness (ICE, DTLS, SCTP TSNs), so a seed replays
 //! the link but not every byte.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Instant as StdInstant;
 
+use host_tests::channels::bulk_bytes;
 use host_tests::netsim::{run_seeds, run_with_seed, LinkConfig, Network, Node, NodeId};
+use host_tests::str0m::Str0mIo;
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 use str0m::channel::{ChannelConfig as Str0mChannelConfig, ChannelId as Str0mChannelId, Reliability as Str0mRel};
-use str0m::net::{Protocol, Receive};
-use str0m::{Candidate, Event as Str0mEvent, IceConnectionState, Input, Output, Rtc};
+use str0m::{Candidate, Event as Str0mEvent, IceConnectionState, Rtc};
 use tinyrtc::peer::{ChannelConfig, Peer, PeerConfig, PeerError, PeerEvent, PeerState, Reliability};
 use tinyrtc::sctp::SctpError;
 use tinyrtc::{Duration, Instant, Transmit};
@@ -59,17 +60,6 @@ const NEG_ID: u16 = 42;
 
 fn addr(s: &str) -> SocketAddr {
     s.parse().unwrap()
-}
-
-/// The byte sequence the other interop tests use (x = x * 1103515245 + 12345).
-fn bulk_bytes(total: usize, seed: u32) -> Vec<u8> {
-    let mut x = seed;
-    (0..total)
-        .map(|_| {
-            x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
-            (x >> 24) as u8
-        })
-        .collect()
 }
 
 /// Messages to send on a channel: (bytes, binary), and the next index.
@@ -222,11 +212,8 @@ impl Node for TinyHost {
 
 /// str0m's `Rtc` as a simulator node, same habits as [`TinyHost`].
 struct Str0mHost {
-    rtc: Rtc,
-    base: StdInstant,
+    io: Str0mIo,
     now: Instant,
-    timeout: Option<Instant>,
-    out: VecDeque<(SocketAddr, SocketAddr, Vec<u8>)>,
     connected: bool,
     labels: HashMap<Str0mChannelId, String>,
     rx: Received,
@@ -238,11 +225,8 @@ struct Str0mHost {
 impl Str0mHost {
     fn new(rtc: Rtc, base: StdInstant) -> Self {
         Str0mHost {
-            rtc,
-            base,
+            io: Str0mIo::new(rtc, base),
             now: Instant::ZERO,
-            timeout: Some(Instant::ZERO),
-            out: VecDeque::new(),
             connected: false,
             labels: HashMap::new(),
             rx: HashMap::new(),
@@ -251,15 +235,12 @@ impl Str0mHost {
             refused: 0,
         }
     }
-    fn std(&self, t: Instant) -> StdInstant {
-        self.base + std::time::Duration::from_micros(t.as_micros())
-    }
     fn feed(&mut self) {
         let now = self.now;
         for o in &mut self.outbox {
             o.blocked = false;
             while let Some((id, m, binary)) = o.due(now) {
-                let Some(mut ch) = self.rtc.channel(id) else {
+                let Some(mut ch) = self.io.rtc.channel(id) else {
                     o.blocked = true;
                     break;
                 };
@@ -273,12 +254,14 @@ impl Str0mHost {
             }
         }
     }
+    /// Feed the outboxes and run str0m until it waits (again whenever it
+    /// reports room in a channel's buffer).
     fn pump(&mut self) {
-        self.feed();
         loop {
-            match self.rtc.poll_output().expect("str0m poll_output") {
-                Output::Transmit(t) => self.out.push_back((t.source, t.destination, t.contents.to_vec())),
-                Output::Event(e) => match e {
+            self.feed();
+            let mut room = false;
+            for e in self.io.pump() {
+                match e {
                     Str0mEvent::IceConnectionStateChange(IceConnectionState::Connected) | Str0mEvent::Connected => {
                         self.connected = true
                     }
@@ -292,16 +275,12 @@ impl Str0mHost {
                     Str0mEvent::ChannelClose(id) => {
                         self.closed.push(self.labels.get(&id).cloned().unwrap_or_else(|| format!("{id:?}")));
                     }
-                    Str0mEvent::ChannelBufferedAmountLow(_) => self.feed(),
+                    Str0mEvent::ChannelBufferedAmountLow(_) => room = true,
                     _ => {}
-                },
-                Output::Timeout(t) => {
-                    // Round up: a deadline a fraction of a microsecond ahead
-                    // would otherwise be handed back unexpired forever.
-                    let us = t.saturating_duration_since(self.base).as_nanos().div_ceil(1000) as u64;
-                    self.timeout = Some(Instant::from_micros(us));
-                    return;
                 }
+            }
+            if !room {
+                return;
             }
         }
     }
@@ -316,25 +295,19 @@ impl Str0mHost {
 impl Node for Str0mHost {
     fn handle_receive(&mut self, now: Instant, from: SocketAddr, to: SocketAddr, data: &[u8]) {
         self.now = now;
-        let Ok(contents) = data.try_into() else { return };
-        let input =
-            Input::Receive(self.std(now), Receive { proto: Protocol::Udp, source: from, destination: to, contents });
-        self.rtc.handle_input(input).expect("str0m handle_input");
+        self.io.receive(now, from, to, data);
         self.pump();
     }
     fn poll_transmit(&mut self, _now: Instant, buf: &mut [u8]) -> Option<Transmit> {
-        let (src, dst, data) = self.out.pop_front()?;
-        buf[..data.len()].copy_from_slice(&data);
-        Some(Transmit { source: Some(src), destination: dst, len: data.len() })
+        self.io.poll_transmit(buf)
     }
     fn poll_timeout(&self) -> Option<Instant> {
         let pace = self.outbox.iter().filter_map(Outbox::wake).min();
-        [self.timeout, pace].into_iter().flatten().min()
+        [self.io.poll_timeout(), pace].into_iter().flatten().min()
     }
     fn handle_timeout(&mut self, now: Instant) {
         self.now = now;
-        let t = self.std(now);
-        self.rtc.handle_input(Input::Timeout(t)).expect("str0m timeout");
+        self.io.handle_timeout(now);
         self.pump();
     }
 }
@@ -431,7 +404,7 @@ fn setup_tinyrtc_offers(test: &'static str, seed: u64, link: LinkConfig) -> (Sim
     let mut sim = Sim { net, t, s, test };
     sim.run_until(20, "connected", |t, s| t.peer.state() == PeerState::Connected && s.connected);
     for c in str0m_channels() {
-        sim.str0m().rtc.direct_api().create_data_channel(c);
+        sim.str0m().io.rtc.direct_api().create_data_channel(c);
     }
     sim.str0m().pump();
     (sim, ours)
@@ -499,7 +472,7 @@ fn exchange(sim: &mut Sim, ours: u16) {
     assert_eq!((cfg.ordered, cfg.reliability), (false, Reliability::MaxRetransmits(0)));
     let sh = sim.str0m();
     let mine_id = sh.id_of("from-tinyrtc").unwrap();
-    let cfg = sh.rtc.channel(mine_id).expect("str0m channel").config().cloned().expect("DCEP config");
+    let cfg = sh.io.rtc.channel(mine_id).expect("str0m channel").config().cloned().expect("DCEP config");
     assert_eq!(
         (cfg.label.as_str(), cfg.protocol.as_str(), cfg.ordered, cfg.reliability),
         ("from-tinyrtc", "tinyrtc-bulk", true, Str0mRel::Reliable)
@@ -572,7 +545,7 @@ fn exchange(sim: &mut Sim, ours: u16) {
     }
 
     // str0m closes its channel, then tinyrtc closes its own.
-    sim.str0m().rtc.direct_api().close_data_channel(s_theirs);
+    sim.str0m().io.rtc.direct_api().close_data_channel(s_theirs);
     sim.str0m().pump();
     sim.run_until(5, "from-str0m closed on both sides", |t, s| {
         t.closed.iter().any(|l| l == "from-str0m") && s.closed.iter().any(|l| l == "from-str0m")
@@ -598,7 +571,7 @@ fn exchange(sim: &mut Sim, ours: u16) {
     });
     let sh = sim.str0m();
     let id = sh.id_of("timed").unwrap();
-    let cfg = sh.rtc.channel(id).expect("timed").config().cloned().expect("DCEP config");
+    let cfg = sh.io.rtc.channel(id).expect("timed").config().cloned().expect("DCEP config");
     assert_eq!(
         (cfg.protocol.as_str(), cfg.ordered, cfg.reliability),
         ("t", false, Str0mRel::MaxPacketLifetime { lifetime: 2500 })
