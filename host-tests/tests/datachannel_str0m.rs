@@ -598,6 +598,50 @@ fn b_str0m_offers() {
     });
 }
 
+/// The c/d exchange: tinyrtc offers; each host's access link has 25 ms
+/// and half of `loss`, so 50 ms and ~`loss` from one host to the other.
+/// Once the channels are open each side sends `lossy.0` numbered, stamped
+/// 200-byte messages on `lossy`, one every `lossy.1`, and `reliable.0` on
+/// its reliable channel, one every `reliable.1`; it runs until every
+/// reliable message arrived each way, then 1 s more.
+fn paced_exchange(
+    test: &'static str,
+    seed: u64,
+    loss: f64,
+    lossy: (usize, Duration),
+    reliable: (usize, Duration),
+) -> Sim {
+    let link = LinkConfig { loss: loss / 2.0, ..LinkConfig::default().with_delay(Duration::from_millis(25)) };
+    let (mut sim, ours) = setup_tinyrtc_offers(test, seed, link);
+    sim.run_until(20, "channels open", |t, s| {
+        ["from-tinyrtc", "from-str0m", "lossy"].iter().all(|l| t.id_of(l).is_some() && s.id_of(l).is_some())
+    });
+    let t_lossy = sim.tiny().id_of("lossy").unwrap();
+    let (s_lossy, s_theirs) = (sim.str0m().id_of("lossy").unwrap(), sim.str0m().id_of("from-str0m").unwrap());
+    let start = sim.net.now();
+    sim.tiny().outbox.push(Outbox::paced(t_lossy, numbered(lossy.0, 200), start, lossy.1));
+    sim.tiny().outbox.push(Outbox::paced(ours, numbered(reliable.0, 200), start, reliable.1));
+    sim.str0m().outbox.push(Outbox::paced(s_lossy, numbered(lossy.0, 200), start, lossy.1));
+    sim.str0m().outbox.push(Outbox::paced(s_theirs, numbered(reliable.0, 200), start, reliable.1));
+    sim.str0m().pump();
+    sim.run_until(60, "every reliable message each way", |t, s| {
+        t.outbox_done()
+            && s.outbox_done()
+            && t.rx.get("from-str0m").map_or(0, Vec::len) >= reliable.0
+            && s.rx.get("from-tinyrtc").map_or(0, Vec::len) >= reliable.0
+    });
+    sim.net.run_for(Duration::from_secs(1));
+    sim
+}
+
+/// Delivery delays (µs, sorted) of messages a paced `Outbox` stamped.
+fn delays(v: &[(bool, Vec<u8>, Instant)]) -> Vec<u64> {
+    let mut d: Vec<u64> =
+        v.iter().map(|m| m.2.as_micros() - u64::from_be_bytes(m.1[4..12].try_into().unwrap())).collect();
+    d.sort_unstable();
+    d
+}
+
 #[test]
 fn c_unreliable_channel_under_loss() {
     const MSGS: usize = 300;
@@ -609,35 +653,7 @@ fn c_unreliable_channel_under_loss() {
     str0m::crypto::from_feature_flags().install_process_default();
     run_with_seed(0xdc03, |seed| {
         let test = "datachannel_str0m::c_lossy";
-        // Each host's access link: 25 ms, 2.5% loss; so 50 ms and ~5% loss
-        // from one host to the other.
-        let link = LinkConfig { loss: LOSS / 2.0, ..LinkConfig::default().with_delay(Duration::from_millis(25)) };
-        let (mut sim, ours) = setup_tinyrtc_offers(test, seed, link);
-        sim.run_until(20, "channels open", |t, s| {
-            ["from-tinyrtc", "from-str0m", "lossy"].iter().all(|l| t.id_of(l).is_some() && s.id_of(l).is_some())
-        });
-        let lossy = sim.tiny().id_of("lossy").unwrap();
-        let (s_lossy, s_theirs) = (sim.str0m().id_of("lossy").unwrap(), sim.str0m().id_of("from-str0m").unwrap());
-        // The same paced, stamped messages on the lossy and a reliable channel.
-        let start = sim.net.now();
-        sim.tiny().outbox.push(Outbox::paced(lossy, numbered(MSGS, 200), start, PACE));
-        sim.tiny().outbox.push(Outbox::paced(ours, numbered(REL_MSGS, 200), start, REL_PACE));
-        sim.str0m().outbox.push(Outbox::paced(s_lossy, numbered(MSGS, 200), start, PACE));
-        sim.str0m().outbox.push(Outbox::paced(s_theirs, numbered(REL_MSGS, 200), start, REL_PACE));
-        sim.str0m().pump();
-        sim.run_until(60, "every reliable message each way", |t, s| {
-            t.outbox_done()
-                && s.outbox_done()
-                && t.rx.get("from-str0m").map_or(0, Vec::len) >= REL_MSGS
-                && s.rx.get("from-tinyrtc").map_or(0, Vec::len) >= REL_MSGS
-        });
-        sim.net.run_for(Duration::from_secs(1));
-        let delays = |v: &[(bool, Vec<u8>, Instant)]| -> Vec<u64> {
-            let mut d: Vec<u64> =
-                v.iter().map(|m| m.2.as_micros() - u64::from_be_bytes(m.1[4..12].try_into().unwrap())).collect();
-            d.sort_unstable();
-            d
-        };
+        let sim = paced_exchange(test, seed, LOSS, (MSGS, PACE), (REL_MSGS, REL_PACE));
         // Percentile of sorted microseconds, in ms.
         let pct = |d: &[u64], p: usize| d.get(d.len().saturating_sub(1) * p / 100).copied().unwrap_or(0) / 1000;
         let mut checks = Vec::new();
@@ -704,26 +720,7 @@ fn d_busy_reliable_channel_under_loss() {
     str0m::crypto::from_feature_flags().install_process_default();
     run_seeds(0xdd00..0xdd08, |seed| {
         let test = "datachannel_str0m::d_busy";
-        let link = LinkConfig { loss: LOSS / 2.0, ..LinkConfig::default().with_delay(Duration::from_millis(25)) };
-        let (mut sim, ours) = setup_tinyrtc_offers(test, seed, link);
-        sim.run_until(20, "channels open", |t, s| {
-            ["from-tinyrtc", "from-str0m", "lossy"].iter().all(|l| t.id_of(l).is_some() && s.id_of(l).is_some())
-        });
-        let lossy = sim.tiny().id_of("lossy").unwrap();
-        let (s_lossy, s_theirs) = (sim.str0m().id_of("lossy").unwrap(), sim.str0m().id_of("from-str0m").unwrap());
-        let start = sim.net.now();
-        sim.tiny().outbox.push(Outbox::paced(lossy, numbered(MSGS, 200), start, PACE));
-        sim.tiny().outbox.push(Outbox::paced(ours, numbered(MSGS, 200), start, PACE));
-        sim.str0m().outbox.push(Outbox::paced(s_lossy, numbered(MSGS, 200), start, PACE));
-        sim.str0m().outbox.push(Outbox::paced(s_theirs, numbered(MSGS, 200), start, PACE));
-        sim.str0m().pump();
-        sim.run_until(60, "every reliable message each way", |t, s| {
-            t.outbox_done()
-                && s.outbox_done()
-                && t.rx.get("from-str0m").map_or(0, Vec::len) >= MSGS
-                && s.rx.get("from-tinyrtc").map_or(0, Vec::len) >= MSGS
-        });
-        sim.net.run_for(Duration::from_secs(1));
+        let mut sim = paced_exchange(test, seed, LOSS, (MSGS, PACE), (MSGS, PACE));
         let stats = sim.tiny().peer.data_stats().unwrap();
         for (who, rx, reliable) in [
             ("str0m", &sim.net.node::<Str0mHost>(sim.s).rx, "from-tinyrtc"),
@@ -731,12 +728,7 @@ fn d_busy_reliable_channel_under_loss() {
         ] {
             let rel = &rx[reliable];
             assert_eq!(ids(Some(rel)), (0..MSGS as u32).collect::<Vec<_>>(), "{who}: reliable, in order, once each");
-            let max = rel
-                .iter()
-                .map(|m| m.2.as_micros() - u64::from_be_bytes(m.1[4..12].try_into().unwrap()))
-                .max()
-                .unwrap_or(0)
-                / 1000;
+            let max = delays(rel).last().copied().unwrap_or(0) / 1000;
             eprintln!(
                 "{test} seed {seed}: {who} got {MSGS} reliable messages (one per {} ms; 50 ms and {:.0}% loss from \
                  host to host), longest delay {max} ms; tinyrtc dropped {} received chunks for lack of room",
