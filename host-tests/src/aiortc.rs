@@ -9,11 +9,12 @@
 //! Missing venv/aiortc: [`Aiortc::launch`] returns `None` after a SKIP line,
 //! or panics when `CI` is set.
 
-use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc::{self, Receiver};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
+
+use crate::json_child::JsonChild;
 
 pub use serde_json::{json, Value};
 
@@ -51,9 +52,7 @@ pub fn missing() -> Option<String> {
 /// A running aiortc peer process.
 #[derive(Debug)]
 pub struct Aiortc {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    rx: Receiver<Value>,
+    proc: JsonChild,
 }
 
 impl Aiortc {
@@ -63,31 +62,9 @@ impl Aiortc {
         if !crate::chromium::peer_available(test, missing()) {
             return None;
         }
-        let mut child = Command::new(python())
-            .arg("-u")
-            .arg(script())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn aiortc_peer.py");
-        let stdout = child.stdout.take().expect("aiortc stdout");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                match serde_json::from_str::<Value>(&line) {
-                    Ok(v) => {
-                        if tx.send(v).is_err() {
-                            break;
-                        }
-                    }
-                    Err(_) => eprintln!("[aiortc stdout] {line}"),
-                }
-            }
-        });
-        let stdin = child.stdin.take();
-        Some(Aiortc { child, stdin, rx })
+        let mut cmd = Command::new(python());
+        cmd.arg("-u").arg(script());
+        Some(Aiortc { proc: JsonChild::spawn(cmd, "aiortc", Duration::from_secs(5)) })
     }
 
     /// Send one command (`{"cmd": name, ..args}`) and wait up to `timeout`
@@ -106,12 +83,10 @@ impl Aiortc {
             other => return Err(format!("{name}: arguments must be an object, not {other}")),
         };
         req.insert("cmd".into(), Value::String(name.into()));
-        let stdin = self.stdin.as_mut().ok_or("aiortc closed")?;
-        writeln!(stdin, "{}", Value::Object(req)).map_err(|e| format!("write to aiortc: {e}"))?;
-        stdin.flush().map_err(|e| format!("flush aiortc: {e}"))?;
+        self.proc.send(&Value::Object(req))?;
         let deadline = Instant::now() + timeout;
         let reply = loop {
-            match self.rx.try_recv() {
+            match self.proc.rx.try_recv() {
                 Ok(v) => break v,
                 Err(mpsc::TryRecvError::Disconnected) => return Err(format!("{name}: aiortc exited")),
                 Err(mpsc::TryRecvError::Empty) if Instant::now() >= deadline => {
@@ -129,21 +104,5 @@ impl Aiortc {
     /// A command whose reply needs nothing from us (20 s limit).
     pub fn call(&mut self, name: &str, args: Value) -> Result<Value, String> {
         self.call_with(name, args, Duration::from_secs(20), || std::thread::sleep(Duration::from_millis(2)))
-    }
-}
-
-impl Drop for Aiortc {
-    fn drop(&mut self) {
-        // EOF on stdin: the script closes its peer connection and exits.
-        self.stdin.take();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }

@@ -17,11 +17,12 @@
 //! after printing a SKIP line, or panics when `CI` is set.
 
 use std::collections::VecDeque;
-use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::process::{Command, Stdio};
+use std::sync::mpsc::RecvTimeoutError;
 use std::time::{Duration, Instant};
+
+use crate::json_child::JsonChild;
 
 pub use serde_json::{json, Value};
 
@@ -65,9 +66,7 @@ pub fn peer_available(test: &str, why_missing: Option<String>) -> bool {
 /// A running Chromium page driven over the harness protocol.
 #[derive(Debug)]
 pub struct Chromium {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    rx: Receiver<Value>,
+    proc: JsonChild,
     next_id: u64,
     events: VecDeque<Value>,
     /// The page's URL (http://127.0.0.1:port/).
@@ -84,31 +83,10 @@ impl Chromium {
         if !peer_available(test, missing()) {
             return None;
         }
-        let mut child = Command::new("node")
-            .arg(js_dir().join("harness.mjs"))
-            .current_dir(js_dir())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn node harness.mjs");
-        let stdout = child.stdout.take().expect("harness stdout");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                match serde_json::from_str::<Value>(&line) {
-                    Ok(v) => {
-                        if tx.send(v).is_err() {
-                            break;
-                        }
-                    }
-                    Err(_) => eprintln!("[harness] {line}"),
-                }
-            }
-        });
-        let stdin = child.stdin.take();
-        let mut c = Chromium { child, stdin, rx, next_id: 1, events: VecDeque::new(), url: String::new() };
+        let mut cmd = Command::new("node");
+        cmd.arg(js_dir().join("harness.mjs")).current_dir(js_dir());
+        let proc = JsonChild::spawn(cmd, "harness", Duration::from_secs(10));
+        let mut c = Chromium { proc, next_id: 1, events: VecDeque::new(), url: String::new() };
         let ready = c.recv_until(Duration::from_secs(60), |v| v.get("ready").is_some());
         match ready {
             Some(v) => c.url = v["url"].as_str().unwrap_or_default().to_string(),
@@ -121,7 +99,7 @@ impl Chromium {
         let deadline = Instant::now() + timeout;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            match self.rx.recv_timeout(left) {
+            match self.proc.rx.recv_timeout(left) {
                 Ok(v) if pred(&v) => return Some(v),
                 Ok(v) => {
                     if v.get("event").is_some() {
@@ -138,9 +116,7 @@ impl Chromium {
         let id = self.next_id;
         self.next_id += 1;
         let req = json!({"id": id, "call": name, "args": args});
-        let stdin = self.stdin.as_mut().ok_or("harness closed")?;
-        writeln!(stdin, "{req}").map_err(|e| format!("write to harness: {e}"))?;
-        stdin.flush().map_err(|e| format!("flush harness: {e}"))?;
+        self.proc.send(&req)?;
         let reply = self
             .recv_until(CALL_TIMEOUT, |v| v.get("id").and_then(Value::as_u64) == Some(id))
             .ok_or_else(|| format!("{name}: no reply within {CALL_TIMEOUT:?}"))?;
@@ -152,7 +128,7 @@ impl Chromium {
 
     /// Take every queued page event (and any that arrived meanwhile).
     pub fn drain_events(&mut self) -> Vec<Value> {
-        while let Ok(v) = self.rx.try_recv() {
+        while let Ok(v) = self.proc.rx.try_recv() {
             if v.get("event").is_some() {
                 self.events.push_back(v);
             }
@@ -169,7 +145,7 @@ impl Chromium {
         let deadline = Instant::now() + timeout;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            match self.rx.recv_timeout(left) {
+            match self.proc.rx.recv_timeout(left) {
                 Ok(v) if v.get("event").is_some() && pred(&v) => return Some(v),
                 Ok(v) => {
                     if v.get("event").is_some() {
@@ -187,22 +163,6 @@ impl Chromium {
             Value::Array(a) => Ok(a),
             other => Err(format!("stats: unexpected {other}")),
         }
-    }
-}
-
-impl Drop for Chromium {
-    fn drop(&mut self) {
-        // Closing stdin makes the harness close the browser and exit.
-        self.stdin.take();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

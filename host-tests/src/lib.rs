@@ -9,6 +9,7 @@ pub mod netsim;
 pub mod str0m;
 
 pub mod driver;
+pub mod json_child;
 /// libsrtp2 through a small C shim (when the build found libsrtp2).
 #[cfg(have_libsrtp)]
 pub mod libsrtp;
