@@ -37,6 +37,7 @@ use host_tests::netsim::{run_with_seed, LinkConfig, Network, Node};
 use host_tests::str0m::Str0mIo;
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
+use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::channel::ChannelId as Str0mChannelId;
 use str0m::media::{
     Direction as Str0mDirection, Frequency, KeyframeRequestKind, MediaKind as Str0mKind, MediaTime, Mid, Pt,
@@ -254,6 +255,24 @@ impl Node for Str0mHost {
     }
 }
 
+/// A tinyrtc `Peer` with `config` on `TINY` answers str0m's offer, and
+/// str0m takes the answer.
+fn tinyrtc_answers(
+    rtc: &mut Rtc,
+    offer: SdpOffer,
+    pending: SdpPendingOffer,
+    config: PeerConfig,
+    rng: &mut ChaCha20Rng,
+) -> Peer {
+    let mut peer = Peer::new(config, rng);
+    peer.add_local_candidate(addr(TINY)).unwrap();
+    let mut sdp = vec![0u8; 8192];
+    let n = peer.accept_offer(Instant::ZERO, &offer.to_sdp_string(), &mut sdp, rng).expect("we accept str0m's offer");
+    let answer = SdpAnswer::from_sdp_string(std::str::from_utf8(&sdp[..n]).unwrap()).expect("str0m parses our answer");
+    rtc.sdp_api().accept_answer(pending, answer).expect("str0m accepts our answer");
+    peer
+}
+
 fn str0m_rtc(base: StdInstant) -> Rtc {
     let one_second = std::time::Duration::from_secs(1);
     let mut rtc = Rtc::builder()
@@ -330,7 +349,7 @@ fn tinyrtc_offers(seed: u64, video_codec: CodecChoice) {
     let n = peer.create_offer(&mut sdp).unwrap();
     let offer_text = std::str::from_utf8(&sdp[..n]).unwrap().to_string();
     let mut rtc = str0m_rtc(base);
-    let offer = str0m::change::SdpOffer::from_sdp_string(&offer_text).expect("str0m parses our offer");
+    let offer = SdpOffer::from_sdp_string(&offer_text).expect("str0m parses our offer");
     let answer = rtc.sdp_api().accept_offer(offer).expect("str0m accepts our offer").to_sdp_string();
     if std::env::var_os("PEER_STR0M_DEBUG").is_some() {
         eprintln!("OFFER\n{offer_text}\nANSWER\n{answer}");
@@ -504,15 +523,7 @@ fn str0m_offers_tinyrtc_answers() {
         let audio_mid = change.add_media(Str0mKind::Audio, Str0mDirection::RecvOnly, None, None, None);
         let cid = change.add_channel("control".into());
         let (offer, pending) = change.apply().unwrap();
-        let mut peer = Peer::new(PeerConfig::camera(), &mut rng);
-        peer.add_local_candidate(addr(TINY)).unwrap();
-        let mut sdp = vec![0u8; 8192];
-        let n = peer
-            .accept_offer(Instant::ZERO, &offer.to_sdp_string(), &mut sdp, &mut rng)
-            .expect("we accept str0m's offer");
-        let answer = str0m::change::SdpAnswer::from_sdp_string(std::str::from_utf8(&sdp[..n]).unwrap())
-            .expect("str0m parses our answer");
-        rtc.sdp_api().accept_answer(pending, answer).expect("str0m accepts our answer");
+        let peer = tinyrtc_answers(&mut rtc, offer, pending, PeerConfig::camera(), &mut rng);
         let t = net.add_host(Network::PUBLIC, addr(TINY), TinyHost::new(peer));
         let s = net.add_host(Network::PUBLIC, addr(STR0M), Str0mHost::new(rtc, base));
         let up = net.run_until_cond(Instant::from_secs(20), |n| {
@@ -568,15 +579,7 @@ fn str0m_sends_video_tinyrtc_receives() {
         let (offer, pending) = change.apply().unwrap();
         let codecs: &'static [CodecChoice] = &[CodecChoice::H264ConstrainedBaseline];
         let config = PeerConfig { video_codecs: codecs, datachannel: false, ..PeerConfig::viewer() };
-        let mut peer = Peer::new(config, &mut rng);
-        peer.add_local_candidate(addr(TINY)).unwrap();
-        let mut sdp = vec![0u8; 8192];
-        let n = peer
-            .accept_offer(Instant::ZERO, &offer.to_sdp_string(), &mut sdp, &mut rng)
-            .expect("we accept str0m's offer");
-        let answer = str0m::change::SdpAnswer::from_sdp_string(std::str::from_utf8(&sdp[..n]).unwrap())
-            .expect("str0m parses our answer");
-        rtc.sdp_api().accept_answer(pending, answer).expect("str0m accepts our answer");
+        let peer = tinyrtc_answers(&mut rtc, offer, pending, config, &mut rng);
         let (_, h264_pt) = peer.codec(MediaKind::Video).expect("video negotiated");
         let (_, opus_pt) = peer.codec(MediaKind::Audio).expect("audio negotiated");
         let t = net.add_host(Network::PUBLIC, addr(TINY), TinyHost::new(peer));
