@@ -258,6 +258,56 @@ fn drive(
     }
 }
 
+/// `openssl <tool>` (`s_server` or `s_client`) with the case's options and
+/// the OpenSSL side's certificate and key.
+fn openssl(tool: &str, case: &Case, certs: &Certs) -> Command {
+    let mut cmd = Command::new("openssl");
+    cmd.arg(tool)
+        .args(case.openssl_args())
+        .arg("-cert")
+        .arg(certs.dir.join("cert.pem"))
+        .arg("-key")
+        .arg(certs.dir.join("key.pem"));
+    cmd
+}
+
+/// Our end of a run against OpenSSL: a loopback socket connected to it.
+struct OpenSslRun {
+    socket: UdpSocket,
+    peer: Peer,
+    deadline: StdInstant,
+    /// Our port (s_client) or OpenSSL's (s_server).
+    port: u16,
+}
+
+/// Start `s_server` (from [`openssl`]) for one connection on a free
+/// loopback port, wait until it accepts, and connect our socket to it.
+fn start_s_server(mut cmd: Command) -> OpenSslRun {
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut peer = Peer::spawn(cmd.args(["-accept", &format!("127.0.0.1:{port}"), "-naccept", "1"]));
+    let deadline = StdInstant::now() + TIMEOUT;
+    assert!(peer.wait_line(deadline, |l| l.contains("ACCEPT")).is_some(), "s_server: {:#?}", peer.seen);
+    socket.connect(("127.0.0.1", port)).unwrap();
+    OpenSslRun { socket, peer, deadline, port }
+}
+
+/// Start `s_client` (from [`openssl`]) towards a fresh loopback socket and
+/// wait for its ClientHello, which tells where it is: the socket is then
+/// connected to it. Returns that first datagram too.
+fn start_s_client(mut cmd: Command) -> (OpenSslRun, Vec<u8>) {
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = socket.local_addr().unwrap().port();
+    let peer = Peer::spawn(cmd.args(["-connect", &format!("127.0.0.1:{port}")]));
+    let deadline = StdInstant::now() + TIMEOUT;
+    socket.set_read_timeout(Some(TIMEOUT)).unwrap();
+    let mut first = vec![0u8; 65536];
+    let (n, from) = socket.recv_from(&mut first).expect("s_client sends a ClientHello");
+    socket.connect(from).unwrap();
+    first.truncate(n);
+    (OpenSslRun { socket, peer, deadline, port }, first)
+}
+
 fn our_config(role: DtlsRole, case: &Case) -> DtlsConfig {
     let mut cfg = DtlsConfig::new(role);
     cfg.srtp_profiles = [Some(case.profile), None, None];
@@ -326,23 +376,9 @@ fn our_client_against_openssl_s_server() {
     }
     let certs = Certs::new("client");
     for case in cases() {
-        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let port = UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let mut peer = Peer::spawn(
-            Command::new("openssl")
-                .arg("s_server")
-                .args(case.openssl_args())
-                .args(["-accept", &format!("127.0.0.1:{port}"), "-naccept", "1", "-Verify", "1"])
-                .arg("-cert")
-                .arg(certs.dir.join("cert.pem"))
-                .arg("-key")
-                .arg(certs.dir.join("key.pem"))
-                .arg("-CAfile")
-                .arg(certs.dir.join("ours.pem")),
-        );
-        let deadline = StdInstant::now() + TIMEOUT;
-        assert!(peer.wait_line(deadline, |l| l.contains("ACCEPT")).is_some(), "s_server: {:#?}", peer.seen);
-        socket.connect(("127.0.0.1", port)).unwrap();
+        let mut cmd = openssl("s_server", &case, &certs);
+        cmd.args(["-Verify", "1", "-CAfile"]).arg(certs.dir.join("ours.pem"));
+        let OpenSslRun { socket, mut peer, deadline, port } = start_s_server(cmd);
         let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(port as u64);
         let mut ep =
             DtlsEndpoint::new(our_config(DtlsRole::Client, &case), &certs.ours, Some(certs.openssl_fp), &mut rng);
@@ -365,33 +401,16 @@ fn our_server_against_openssl_s_client() {
     }
     let certs = Certs::new("server");
     for case in cases() {
-        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let port = socket.local_addr().unwrap().port();
-        let mut peer = Peer::spawn(
-            Command::new("openssl")
-                .arg("s_client")
-                .args(case.openssl_args())
-                .args(["-connect", &format!("127.0.0.1:{port}")])
-                .arg("-cert")
-                .arg(certs.dir.join("cert.pem"))
-                .arg("-key")
-                .arg(certs.dir.join("key.pem"))
-                .arg("-CAfile")
-                .arg(certs.dir.join("ours.pem"))
-                .args(["-verify", "1", "-verify_return_error"]),
-        );
-        let deadline = StdInstant::now() + TIMEOUT;
-        // The first datagram tells us where the client is.
-        socket.set_read_timeout(Some(TIMEOUT)).unwrap();
-        let mut first = vec![0u8; 65536];
-        let (n, from) = socket.recv_from(&mut first).expect("s_client sends a ClientHello");
-        socket.connect(from).unwrap();
+        let mut cmd = openssl("s_client", &case, &certs);
+        cmd.arg("-CAfile").arg(certs.dir.join("ours.pem")).args(["-verify", "1", "-verify_return_error"]);
+        let (OpenSslRun { socket, mut peer, deadline, port }, first) = start_s_client(cmd);
+        let from = socket.peer_addr().unwrap();
         let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(port as u64);
         let mut ep =
             DtlsEndpoint::new(our_config(DtlsRole::Server, &case), &certs.ours, Some(certs.openssl_fp), &mut rng);
         ep.set_peer_address(from);
         let link = Link { socket: &socket, origin: StdInstant::now(), deadline };
-        ep.handle_receive(Instant::ZERO, &first[..n]).unwrap();
+        ep.handle_receive(Instant::ZERO, &first).unwrap();
         let mut events = Vec::new();
         drive(&mut ep, &link, &mut events, |_, ev| {
             ev.iter().any(|e| matches!(e, DtlsEvent::Connected { .. } | DtlsEvent::Failed(_)))
@@ -412,21 +431,7 @@ fn wrong_fingerprint_fails_with_bad_certificate_alert() {
     }
     let certs = Certs::new("mismatch");
     let case = &cases()[0];
-    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let port = UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let mut peer = Peer::spawn(
-        Command::new("openssl")
-            .arg("s_server")
-            .args(case.openssl_args())
-            .args(["-accept", &format!("127.0.0.1:{port}"), "-naccept", "1"])
-            .arg("-cert")
-            .arg(certs.dir.join("cert.pem"))
-            .arg("-key")
-            .arg(certs.dir.join("key.pem")),
-    );
-    let deadline = StdInstant::now() + TIMEOUT;
-    assert!(peer.wait_line(deadline, |l| l.contains("ACCEPT")).is_some(), "s_server: {:#?}", peer.seen);
-    socket.connect(("127.0.0.1", port)).unwrap();
+    let OpenSslRun { socket, mut peer, deadline, .. } = start_s_server(openssl("s_server", case, &certs));
     let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(1);
     let mut wrong = certs.openssl_fp;
     wrong.sha256[31] ^= 1;
@@ -461,22 +466,9 @@ fn peers_without_extended_master_secret_are_refused() {
     let case = &cases()[0];
 
     // Our client, OpenSSL server without EMS.
-    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let port = UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let mut peer = Peer::spawn(
-        Command::new("openssl")
-            .env("OPENSSL_CONF", &conf)
-            .arg("s_server")
-            .args(case.openssl_args())
-            .args(["-accept", &format!("127.0.0.1:{port}"), "-naccept", "1"])
-            .arg("-cert")
-            .arg(certs.dir.join("cert.pem"))
-            .arg("-key")
-            .arg(certs.dir.join("key.pem")),
-    );
-    let deadline = StdInstant::now() + TIMEOUT;
-    assert!(peer.wait_line(deadline, |l| l.contains("ACCEPT")).is_some(), "s_server: {:#?}", peer.seen);
-    socket.connect(("127.0.0.1", port)).unwrap();
+    let mut cmd = openssl("s_server", case, &certs);
+    cmd.env("OPENSSL_CONF", &conf);
+    let OpenSslRun { socket, mut peer, deadline, .. } = start_s_server(cmd);
     let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(2);
     let mut ep = DtlsEndpoint::new(our_config(DtlsRole::Client, case), &certs.ours, Some(certs.openssl_fp), &mut rng);
     let link = Link { socket: &socket, origin: StdInstant::now(), deadline };
@@ -487,27 +479,12 @@ fn peers_without_extended_master_secret_are_refused() {
     drop(peer);
 
     // Our server, OpenSSL client without EMS.
-    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let port = socket.local_addr().unwrap().port();
-    let mut peer = Peer::spawn(
-        Command::new("openssl")
-            .env("OPENSSL_CONF", &conf)
-            .arg("s_client")
-            .args(case.openssl_args())
-            .args(["-connect", &format!("127.0.0.1:{port}")])
-            .arg("-cert")
-            .arg(certs.dir.join("cert.pem"))
-            .arg("-key")
-            .arg(certs.dir.join("key.pem")),
-    );
-    let deadline = StdInstant::now() + TIMEOUT;
-    socket.set_read_timeout(Some(TIMEOUT)).unwrap();
-    let mut first = vec![0u8; 65536];
-    let (n, from) = socket.recv_from(&mut first).expect("s_client sends a ClientHello");
-    socket.connect(from).unwrap();
+    let mut cmd = openssl("s_client", case, &certs);
+    cmd.env("OPENSSL_CONF", &conf);
+    let (OpenSslRun { socket, mut peer, deadline, .. }, first) = start_s_client(cmd);
     let mut ep = DtlsEndpoint::new(our_config(DtlsRole::Server, case), &certs.ours, Some(certs.openssl_fp), &mut rng);
     let link = Link { socket: &socket, origin: StdInstant::now(), deadline };
-    ep.handle_receive(Instant::ZERO, &first[..n]).unwrap();
+    ep.handle_receive(Instant::ZERO, &first).unwrap();
     let mut events = Vec::new();
     drive(&mut ep, &link, &mut events, |_, ev| ev.iter().any(|e| matches!(e, DtlsEvent::Failed(_))));
     assert_eq!(events, [DtlsEvent::Failed(tinyrtc::dtls::DtlsFailure::MissingExtendedMasterSecret)]);
@@ -521,27 +498,13 @@ fn renegotiation_is_refused() {
     }
     let certs = Certs::new("reneg");
     let case = &cases()[0];
-    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let port = socket.local_addr().unwrap().port();
-    let mut peer = Peer::spawn(
-        Command::new("openssl")
-            .arg("s_client")
-            .args(case.openssl_args())
-            .args(["-connect", &format!("127.0.0.1:{port}"), "-state"])
-            .arg("-cert")
-            .arg(certs.dir.join("cert.pem"))
-            .arg("-key")
-            .arg(certs.dir.join("key.pem")),
-    );
-    let deadline = StdInstant::now() + TIMEOUT;
-    socket.set_read_timeout(Some(TIMEOUT)).unwrap();
-    let mut first = vec![0u8; 65536];
-    let (n, from) = socket.recv_from(&mut first).expect("s_client sends a ClientHello");
-    socket.connect(from).unwrap();
+    let mut cmd = openssl("s_client", case, &certs);
+    cmd.arg("-state");
+    let (OpenSslRun { socket, mut peer, deadline, .. }, first) = start_s_client(cmd);
     let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(3);
     let mut ep = DtlsEndpoint::new(our_config(DtlsRole::Server, case), &certs.ours, Some(certs.openssl_fp), &mut rng);
     let link = Link { socket: &socket, origin: StdInstant::now(), deadline };
-    ep.handle_receive(Instant::ZERO, &first[..n]).unwrap();
+    ep.handle_receive(Instant::ZERO, &first).unwrap();
     let mut events = Vec::new();
     drive(&mut ep, &link, &mut events, |ep, _| ep.is_connected());
     assert!(peer.wait_line(deadline, |l| l.contains("Keying material:")).is_some(), "{:#?}", peer.seen);
