@@ -173,18 +173,23 @@ impl PeerDriver {
         }
     }
 
-    /// Run until the peer is connected (or closed, or `timeout`).
-    pub fn run_until_connected(&mut self, timeout: Duration) -> bool {
+    /// Run until the peer is connected; panics with its stats and events if
+    /// it fails or `timeout` passes first.
+    pub fn connect(&mut self, timeout: Duration) {
         let end = StdInstant::now() + timeout;
-        while StdInstant::now() < end {
-            match self.peer.state() {
-                PeerState::Connected => return true,
-                PeerState::Closed => return false,
-                _ => {}
-            }
+        while self.peer.state() != PeerState::Connected
+            && self.peer.state() != PeerState::Closed
+            && StdInstant::now() < end
+        {
             self.run_for(Duration::from_millis(10));
         }
-        self.peer.state() == PeerState::Connected
+        assert_eq!(
+            self.peer.state(),
+            PeerState::Connected,
+            "not connected within {timeout:?}: {:?} events {:?}",
+            self.peer.stats(),
+            self.events
+        );
     }
 
     /// Packetize, protect and send one frame.

@@ -113,12 +113,7 @@ fn offer_case(test: &str, config: PeerConfig, vp8: bool, seed: u64, drop_every: 
     d.peer.set_remote_answer(now, &answer, &mut rng).unwrap();
     let want = if vp8 { CodecChoice::Vp8 } else { CodecChoice::H264ConstrainedBaseline };
     assert_eq!(d.peer.codec(MediaKind::Video).map(|c| c.0), Some(want));
-    assert!(
-        d.run_until_connected(Duration::from_secs(20)),
-        "not connected: {:?} events {:?}",
-        d.peer.stats(),
-        d.events
-    );
+    d.connect(Duration::from_secs(20));
     stream(&mut d, &frames);
     d.run_for(Duration::from_millis(1500));
     let stats = chromium.stats().unwrap();
@@ -319,7 +314,7 @@ fn d_data_channel_with_chromium() {
     let mut rng = ChaCha20Rng::seed_from_u64(45);
     let now = d.now();
     d.peer.set_remote_answer(now, answer.as_str().unwrap(), &mut rng).unwrap();
-    assert!(d.run_until_connected(Duration::from_secs(20)), "not connected: {:?}", d.peer.stats());
+    d.connect(Duration::from_secs(20));
     let now = d.now();
     let id = d.peer.open_channel(now, "chat", "", ChannelConfig::default()).unwrap();
     d.peer.send_data(now, id, false, "ping from tinyrtc".as_bytes()).unwrap();
