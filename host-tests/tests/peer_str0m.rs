@@ -33,7 +33,7 @@ use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::Instant as StdInstant;
 
-use host_tests::netsim::{run_with_seed, LinkConfig, Network, Node};
+use host_tests::netsim::{run_with_seed, LinkConfig, Network, Node, NodeId};
 use host_tests::str0m::Str0mIo;
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
@@ -273,6 +273,18 @@ fn tinyrtc_answers(
     peer
 }
 
+/// Both hosts on the network; runs until tinyrtc is connected and `ready`
+/// holds for str0m (20 s of virtual time at most).
+fn connect(net: &mut Network, peer: Peer, str0m: Str0mHost, ready: impl Fn(&Str0mHost) -> bool) -> (NodeId, NodeId) {
+    let t = net.add_host(Network::PUBLIC, addr(TINY), TinyHost::new(peer));
+    let s = net.add_host(Network::PUBLIC, addr(STR0M), str0m);
+    let up = net.run_until_cond(Instant::from_secs(20), |n| {
+        n.node::<TinyHost>(t).peer.state() == PeerState::Connected && ready(n.node::<Str0mHost>(s))
+    });
+    assert!(up, "not connected: tinyrtc {:?}", net.node::<TinyHost>(t).peer.stats());
+    (t, s)
+}
+
 fn str0m_rtc(base: StdInstant) -> Rtc {
     let one_second = std::time::Duration::from_secs(1);
     let mut rtc = Rtc::builder()
@@ -357,12 +369,7 @@ fn tinyrtc_offers(seed: u64, video_codec: CodecChoice) {
     peer.set_remote_answer(Instant::ZERO, &answer, &mut rng).expect("we accept str0m's answer");
     assert_eq!(peer.codec(MediaKind::Video).map(|c| c.0), Some(codecs[0]));
     let (_, opus_pt) = peer.codec(MediaKind::Audio).expect("audio negotiated");
-    let t = net.add_host(Network::PUBLIC, addr(TINY), TinyHost::new(peer));
-    let s = net.add_host(Network::PUBLIC, addr(STR0M), Str0mHost::new(rtc, base));
-    let up = net.run_until_cond(Instant::from_secs(20), |n| {
-        n.node::<TinyHost>(t).peer.state() == PeerState::Connected && n.node::<Str0mHost>(s).connected
-    });
-    assert!(up, "not connected: tinyrtc {:?}", net.node::<TinyHost>(t).peer.stats());
+    let (t, s) = connect(&mut net, peer, Str0mHost::new(rtc, base), |h| h.connected);
     // str0m's mids are ours (offer order: video 0, audio 1).
     let (video_mid, audio_mid) = (Mid::from("0"), Mid::from("1"));
 
@@ -524,12 +531,7 @@ fn str0m_offers_tinyrtc_answers() {
         let cid = change.add_channel("control".into());
         let (offer, pending) = change.apply().unwrap();
         let peer = tinyrtc_answers(&mut rtc, offer, pending, PeerConfig::camera(), &mut rng);
-        let t = net.add_host(Network::PUBLIC, addr(TINY), TinyHost::new(peer));
-        let s = net.add_host(Network::PUBLIC, addr(STR0M), Str0mHost::new(rtc, base));
-        let up = net.run_until_cond(Instant::from_secs(20), |n| {
-            n.node::<TinyHost>(t).peer.state() == PeerState::Connected && n.node::<Str0mHost>(s).channel_open.is_some()
-        });
-        assert!(up, "not connected: tinyrtc {:?}", net.node::<TinyHost>(t).peer.stats());
+        let (t, s) = connect(&mut net, peer, Str0mHost::new(rtc, base), |h| h.channel_open.is_some());
         // Our send-only audio (str0m receives only): 100 Opus packets.
         for i in 0..100u32 {
             let now = net.now();
@@ -582,12 +584,7 @@ fn str0m_sends_video_tinyrtc_receives() {
         let peer = tinyrtc_answers(&mut rtc, offer, pending, config, &mut rng);
         let (_, h264_pt) = peer.codec(MediaKind::Video).expect("video negotiated");
         let (_, opus_pt) = peer.codec(MediaKind::Audio).expect("audio negotiated");
-        let t = net.add_host(Network::PUBLIC, addr(TINY), TinyHost::new(peer));
-        let s = net.add_host(Network::PUBLIC, addr(STR0M), Str0mHost::new(rtc, base));
-        let up = net.run_until_cond(Instant::from_secs(20), |n| {
-            n.node::<TinyHost>(t).peer.state() == PeerState::Connected && n.node::<Str0mHost>(s).connected
-        });
-        assert!(up, "not connected: tinyrtc {:?}", net.node::<TinyHost>(t).peer.stats());
+        let (t, s) = connect(&mut net, peer, Str0mHost::new(rtc, base), |h| h.connected);
         let mut sent_video = Vec::new();
         let mut sent_audio = Vec::new();
         for i in 0..FRAMES {
