@@ -45,8 +45,12 @@ pub const NTP_UNIX_EPOCH_SECS: u64 = 2_208_988_800;
 /// Wraps like NTP era 0 (in 2036 of this fictitious calendar, ~66 years of
 /// uptime).
 pub fn ntp_from_instant(now: crate::time::Instant) -> NtpTime {
-    let us = now.as_micros();
-    let secs = (us / 1_000_000).wrapping_add(NTP_UNIX_EPOCH_SECS);
+    micros_to_ntp(now.as_micros()).wrapping_add(NTP_UNIX_EPOCH_SECS << 32)
+}
+
+/// NTP format (seconds high, fraction low) of a span in microseconds.
+pub fn micros_to_ntp(us: u64) -> NtpTime {
+    let secs = us / 1_000_000;
     let frac = ((us % 1_000_000) << 32) / 1_000_000;
     (secs << 32) | frac
 }

@@ -27,7 +27,7 @@ use super::seq::SeqUnwrapper;
 use super::store::{PacketStore, SLOT_OVERHEAD};
 use super::wire::RtpPacket;
 use super::Error;
-use crate::rtcp::wire::{ntp_middle, CompoundIter, CompoundWriter, NtpTime, RtcpPacket, SenderInfo};
+use crate::rtcp::wire::{micros_to_ntp, ntp_middle, CompoundIter, CompoundWriter, NtpTime, RtcpPacket, SenderInfo};
 use crate::time::{Duration, Instant};
 
 /// Retransmissions waiting to be sent (NACKed sequence numbers); 2 bytes each.
@@ -167,13 +167,6 @@ pub struct RtpSender<B> {
     rtx_seq: u16,
     /// LSR values of SRs sent (middle NTP bits), for RTT.
     last_sr_ntp: Option<u32>,
-}
-
-/// NTP format of a caller time span in microseconds.
-fn micros_to_ntp(us: u64) -> NtpTime {
-    let secs = us / 1_000_000;
-    let frac = ((us % 1_000_000) << 32) / 1_000_000;
-    (secs << 32) | frac
 }
 
 impl<B: AsRef<[u8]> + AsMut<[u8]>> RtpSender<B> {
