@@ -896,7 +896,7 @@ impl<
             RtpPacket::new_checked(datagram.get(..len).ok_or(PeerError::UnknownPacket)?).map_err(PeerError::Rtp)?;
         let (ssrc, pt) = (pkt.ssrc(), pkt.payload_type());
         if self.video.as_ref().is_some_and(|t| t.remote_ssrc != Some(ssrc)) && self.recovery.is_remote_rtx(pt) {
-            return Ok(self.receive_video(now, datagram.get(..len).unwrap_or(&[]), true));
+            return Ok(self.receive_video(now, pkt, true));
         }
         let track = [self.video.as_mut(), self.audio.as_mut()]
             .into_iter()
@@ -913,7 +913,7 @@ impl<
         }
         track.remote_ssrc = Some(ssrc);
         if track.kind == MediaKind::Video {
-            return Ok(self.receive_video(now, datagram.get(..len).unwrap_or(&[]), false));
+            return Ok(self.receive_video(now, pkt, false));
         }
         let payload_offset = pkt.header_len();
         let payload_len = pkt.payload().len();

@@ -143,24 +143,22 @@ impl<const TXH: usize, const RXB: usize> Recovery<TXH, RXB> {
         self.remote_rtx_pt == Some(pt)
     }
 
-    /// Feed a received video RTP packet (original or RTX, decrypted) of
-    /// remote SSRC `primary`. `None`: recovery is off for this stream, the
-    /// caller delivers the packet itself.
-    pub fn on_rtp(&mut self, now: Instant, primary: u32, packet: &[u8]) -> Option<Arrival> {
+    /// Feed a received video RTP packet (original or RTX, decrypted and
+    /// parsed) of remote SSRC `primary`. `None`: recovery is off for this
+    /// stream, the caller delivers the packet itself.
+    pub fn on_rtp(&mut self, now: Instant, primary: u32, packet: RtpPacket<&[u8]>) -> Option<Arrival> {
         if self.receiver.is_none() {
             let mut cfg = self.rx_template.take()?;
             cfg.remote_ssrc = primary;
             self.receiver = Some(RtpReceiver::new(cfg, [0u8; RXB]));
         }
         let r = self.receiver.as_mut()?;
-        if let Ok(p) = RtpPacket::new_checked(packet) {
-            if p.ssrc() != primary && r.config().rtx.is_none() {
-                if let Some(payload_type) = self.remote_rtx_pt {
-                    r.set_rtx(RtxConfig { ssrc: p.ssrc(), payload_type });
-                }
+        if packet.ssrc() != primary && r.config().rtx.is_none() {
+            if let Some(payload_type) = self.remote_rtx_pt {
+                r.set_rtx(RtxConfig { ssrc: packet.ssrc(), payload_type });
             }
         }
-        match r.handle_rtp_in_place(now, packet) {
+        match r.handle_rtp_in_place(now, packet.into_inner()) {
             Ok(a) => Some(a),
             // Too large for a slot, or no slot at all: hand it out as is.
             Err(crate::rtp::Error::BufferTooSmall) => None,
@@ -265,8 +263,7 @@ impl<
 {
     /// A decrypted video RTP packet (`rtx`: in RTX form) through the
     /// reordering buffer: the packet itself if it is next in order.
-    pub(super) fn receive_video(&mut self, now: Instant, packet: &[u8], rtx: bool) -> Option<super::MediaPacket> {
-        let p = RtpPacket::new_checked(packet).ok()?;
+    pub(super) fn receive_video(&mut self, now: Instant, p: RtpPacket<&[u8]>, rtx: bool) -> Option<super::MediaPacket> {
         let primary = self.video.as_ref()?.remote_ssrc?;
         let (seq, extra) = if rtx {
             let osn = p.payload().get(..2)?;
@@ -274,7 +271,7 @@ impl<
         } else {
             (p.sequence_number(), 0)
         };
-        let arrival = self.recovery.on_rtp(now, primary, packet);
+        let arrival = self.recovery.on_rtp(now, primary, p);
         let t = self.video.as_mut()?;
         let payload_len = p.payload().len().saturating_sub(extra);
         match arrival {
