@@ -55,17 +55,6 @@ pub const NACK_DELAY: Duration = Duration::from_millis(10);
 /// the packetizer leaves room for it when RTX is negotiated.
 pub const RTX_OVERHEAD: usize = 2;
 
-/// Counters of loss recovery (plain data; also in [`super::TrackStats`]).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(crate) struct RecoveryCounters {
-    pub nacks_sent: u32,
-    pub retransmissions_sent: u32,
-    pub retransmit_misses: u32,
-    pub retransmissions_received: u32,
-    pub packets_given_up: u32,
-    pub plis_sent: u32,
-}
-
 /// The video recovery state of one session.
 pub(crate) struct Recovery<const TXH: usize, const RXB: usize> {
     sender: Option<RtpSender<[u8; TXH]>>,
@@ -78,7 +67,10 @@ pub(crate) struct Recovery<const TXH: usize, const RXB: usize> {
 
 impl<const TXH: usize, const RXB: usize> core::fmt::Debug for Recovery<TXH, RXB> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("Recovery").field("counters", &self.counters()).finish()
+        f.debug_struct("Recovery")
+            .field("sender", &self.sender.as_ref().map(|s| s.stats()))
+            .field("receiver", &self.receiver.as_ref().map(|r| r.stats()))
+            .finish()
     }
 }
 
@@ -217,34 +209,20 @@ impl<const TXH: usize, const RXB: usize> Recovery<TXH, RXB> {
         }
     }
 
-    pub fn counters(&self) -> RecoveryCounters {
-        let mut c = RecoveryCounters::default();
+    /// `stats` of the video section with the recovery counters filled in.
+    pub fn add_counters(&self, mut stats: super::TrackStats) -> super::TrackStats {
         if let Some(s) = &self.sender {
             let st = s.stats();
-            c.retransmissions_sent = st.retransmitted;
-            c.retransmit_misses = st.retransmit_misses;
+            stats.retransmissions_sent = st.retransmitted;
+            stats.retransmit_misses = st.retransmit_misses;
         }
         if let Some(r) = &self.receiver {
             let st = r.stats();
-            c.nacks_sent = st.nacked_packets;
-            c.retransmissions_received = st.retransmissions_received;
-            c.packets_given_up = st.lost_given_up;
-            c.plis_sent = st.plis_sent;
+            stats.nacks_sent = st.nacked_packets;
+            stats.retransmissions_received = st.retransmissions_received;
+            stats.packets_given_up = st.lost_given_up;
+            stats.keyframe_requests_sent = stats.keyframe_requests_sent.saturating_add(st.plis_sent);
         }
-        c
-    }
-}
-
-impl<const TXH: usize, const RXB: usize> Recovery<TXH, RXB> {
-    /// `stats` of the video section with the recovery counters filled in.
-    pub fn add_counters(&self, mut stats: super::TrackStats) -> super::TrackStats {
-        let c = self.counters();
-        stats.retransmissions_sent = c.retransmissions_sent;
-        stats.retransmit_misses = c.retransmit_misses;
-        stats.nacks_sent = c.nacks_sent;
-        stats.retransmissions_received = c.retransmissions_received;
-        stats.packets_given_up = c.packets_given_up;
-        stats.keyframe_requests_sent = stats.keyframe_requests_sent.saturating_add(c.plis_sent);
         stats
     }
 }
